@@ -1,0 +1,263 @@
+// Retrieval over a run's embeddings, for the CLI and the engine process alike: keep the index
+// up to date (incrementally), find an image's neighbours, group near-duplicates, export.
+// The engine process lives as long as the extension and answers query after query, so the last
+// run's model and index stay in memory until its checkpoint or its index on disk changes.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../backend';
+import { readCheckpointPointer, type CheckpointPointer } from '../checkpoint';
+import { readRun, RUN_FILE, type RunRecord } from '../runStore';
+import {
+  message, type EngineMessage, type EmbedRequest, type SimilarRequest, type Neighbour,
+} from '../protocol';
+import {
+  assembleIndex, listDatasetFiles, loadIndex, manifestStamp, planUpdate, readManifest, writeIndex,
+  type DatasetListing, type EmbeddedFiles, type IndexManifest, type StoredIndex,
+} from './embeddingIndex';
+import { VectorIndex } from './search';
+import { embedFiles, embedQuery, loadCheckpointModel, type CheckpointModel } from './embedder';
+import { writeCsv, writeLines, writeNpy } from './exportFormats';
+
+type Emit = (m: EngineMessage) => void;
+
+interface OpenIndex {
+  stored: StoredIndex;
+  search: VectorIndex;
+  rowOf: Map<string, number>;
+}
+
+/** The run this process last worked on. One at a time: a model and a 50 000-image index are 100s of MB. */
+interface OpenRun {
+  runDir: string;
+  model: CheckpointModel | null;
+  index: OpenIndex | null;
+}
+
+let open: OpenRun | null = null;
+
+/** Calls run one at a time: a refresh swaps out the model and index another call may be using. */
+let queue: Promise<unknown> = Promise.resolve();
+function exclusive<T>(work: () => Promise<T>): Promise<T> {
+  const result = queue.then(work);
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+function openRun(runDir: string): OpenRun {
+  if (open?.runDir !== runDir) {
+    open?.model?.model.dispose();
+    open?.index?.search.dispose();
+    open = { runDir, model: null, index: null };
+  }
+  return open;
+}
+
+function readRunRecord(runDir: string): RunRecord {
+  if (!fs.existsSync(path.join(runDir, RUN_FILE))) {
+    throw new Error(`${runDir} is not a SimSiam run folder (it has no ${RUN_FILE}): pass a folder under .simsiam/runs/.`);
+  }
+  return readRun(runDir);
+}
+
+function requireCheckpoint(runDir: string): CheckpointPointer {
+  const pointer = readCheckpointPointer(runDir);
+  if (!pointer) {
+    throw new Error(`Run ${runDir} has no checkpoint yet: a run writes its first one at the end of its first epoch.`);
+  }
+  return pointer;
+}
+
+const sameCheckpoint = (a: CheckpointPointer | null, b: CheckpointPointer) => a?.step === b.step && a.dir === b.dir;
+
+async function modelFor(run: OpenRun, checkpoint: CheckpointPointer): Promise<CheckpointModel> {
+  if (run.model && sameCheckpoint(run.model.checkpoint, checkpoint)) return run.model;
+  run.model?.model.dispose();
+  run.model = null;
+  run.model = await loadCheckpointModel(run.runDir, checkpoint);
+  return run.model;
+}
+
+function useIndex(run: OpenRun, stored: StoredIndex, vectors: Float32Array): OpenIndex {
+  run.index?.search.dispose();
+  run.index = null;
+  const { manifest } = stored;
+  run.index = {
+    stored,
+    search: new VectorIndex(vectors, manifest.files.relPath.length, manifest.dims),
+    rowOf: new Map(manifest.files.relPath.map((relPath, row) => [relPath, row])),
+  };
+  return run.index;
+}
+
+const progress = (task: string, done: number, total: number) => message({ type: 'progress', task, done, total });
+
+/** Brings the run's index up to date with its dataset and latest checkpoint; returns it. */
+async function refresh(run: OpenRun, record: RunRecord, checkpoint: CheckpointPointer, emit: Emit): Promise<{ index: OpenIndex; reembedded: number }> {
+  const imageSize = record.config.imageSize;
+  const listing: DatasetListing = await listDatasetFiles(record.dataset.root, path.dirname(run.runDir), record.config);
+  const cachedStillOnDisk = run.index !== null && run.index.stored.stamp === manifestStamp(run.runDir);
+  let stored = cachedStillOnDisk ? run.index!.stored : readManifest(run.runDir);
+  let plan = planUpdate(stored?.manifest ?? null, listing, checkpoint, imageSize);
+  if (plan.upToDate && cachedStillOnDisk) return { index: run.index!, reembedded: 0 };
+
+  let storedVectors: Float32Array | null = null;
+  if (stored && (plan.upToDate || plan.storedRow.some((row) => row >= 0))) {
+    const loaded = loadIndex(run.runDir);
+    if (loaded && loaded.stored.stamp !== stored.stamp) {
+      stored = loaded.stored; // rewritten by another process since we read it
+      plan = planUpdate(stored.manifest, listing, checkpoint, imageSize);
+    }
+    if (loaded) {
+      storedVectors = loaded.vectors;
+    } else {
+      stored = null; // vectors missing or truncated: rebuild from scratch
+      plan = planUpdate(null, listing, checkpoint, imageSize);
+    }
+  }
+  if (plan.upToDate && stored && storedVectors) return { index: useIndex(run, stored, storedVectors), reembedded: 0 };
+
+  let embedded: EmbeddedFiles = { vectors: new Float32Array(0), dims: stored?.manifest.dims ?? 0, kept: [], failed: [] };
+  if (plan.toEmbed.length) {
+    const model = await modelFor(run, checkpoint);
+    const total = plan.toEmbed.length;
+    emit(progress('embed', 0, total));
+    embedded = await embedFiles(model, plan.toEmbed, imageSize, (done) => emit(progress('embed', done, total)));
+    for (const { position, reason } of embedded.failed) {
+      const file = plan.toEmbed[position].path;
+      emit(message({ type: 'warning', message: `Skipped ${file}: ${reason}`, file }));
+    }
+  }
+  const { manifest, vectors } = assembleIndex(plan, listing, stored?.manifest ?? null, storedVectors, embedded, checkpoint, imageSize);
+  const written = writeIndex(run.runDir, manifest, vectors);
+  return { index: useIndex(run, written, vectors), reembedded: embedded.kept.length };
+}
+
+/** The run's up-to-date index, in memory. */
+async function freshIndex(runDir: string, emit: Emit): Promise<{ run: OpenRun; record: RunRecord; index: OpenIndex; reembedded: number }> {
+  const record = readRunRecord(runDir);
+  await selectBackend(record.config.backend);
+  const run = openRun(runDir);
+  for (let attempt = 0; ; attempt++) {
+    const checkpoint = requireCheckpoint(runDir);
+    try {
+      return { run, record, ...(await refresh(run, record, checkpoint, emit)) };
+    } catch (error) {
+      // A run that is still training prunes old checkpoints: one that vanished while it was being
+      // read is worth one more try with the new one.
+      if (attempt > 0 || sameCheckpoint(readCheckpointPointer(runDir), checkpoint)) throw error;
+    }
+  }
+}
+
+const absolutePath = (manifest: IndexManifest, relPath: string) => path.join(manifest.datasetRoot, ...relPath.split('/'));
+const labelOf = (manifest: IndexManifest, row: number) => {
+  const label = manifest.files.label[row];
+  return label === null ? null : manifest.classes[label] ?? null;
+};
+
+/** The index row of `file` when it is one of the indexed images (also through a symlinked root). */
+function indexedRow(index: OpenIndex, file: string): number | undefined {
+  const root = index.stored.manifest.datasetRoot;
+  const lookUp = (base: string, target: string) => {
+    const relative = path.relative(base, target);
+    if (!relative || relative.startsWith('..') || path.isAbsolute(relative)) return undefined;
+    return index.rowOf.get(relative.split(path.sep).join('/'));
+  };
+  return lookUp(root, file) ?? lookUp(fs.realpathSync(root), fs.realpathSync(file));
+}
+
+function checkQueryFile(file: string): void {
+  const stats = fs.statSync(file, { throwIfNoEntry: false });
+  if (!stats) throw new Error(`Query image ${file} does not exist.`);
+  if (!stats.isFile()) throw new Error(`Query image ${file} is not a file.`);
+}
+
+/** Embeds every image of the run's dataset that is not indexed yet with the latest checkpoint. */
+export async function embedRun(runDir: string, emit: (m: EngineMessage) => void): Promise<{ images: number; reembedded: number }> {
+  return exclusive(async () => {
+    const { index, reembedded } = await freshIndex(path.resolve(runDir), emit);
+    return { images: index.search.count, reembedded };
+  });
+}
+
+/**
+ * The k images most similar to `image` by cosine, best first (equal scores in path order). An
+ * indexed image is left out of its own neighbours; any other file is embedded on the fly.
+ */
+export async function findSimilar(runDir: string, image: string, k: number, emit: (m: EngineMessage) => void): Promise<{ query: string; neighbours: Neighbour[] }> {
+  if (!(Number.isInteger(k) && k > 0)) throw new Error(`k must be a positive whole number (got ${k}).`);
+  const query = path.resolve(image);
+  checkQueryFile(query);
+  return exclusive(async () => {
+    const { run, index } = await freshIndex(path.resolve(runDir), emit);
+    const { manifest } = index.stored;
+    const row = indexedRow(index, query);
+    let queryVector: tf.Tensor2D;
+    if (row !== undefined) {
+      queryVector = index.search.vectors([row]);
+    } else {
+      const model = await modelFor(run, manifest.checkpoint);
+      queryVector = tf.tensor2d(await embedQuery(model, query, manifest.imageSize), [1, manifest.dims]);
+    }
+    let matches;
+    try {
+      [matches] = await index.search.nearest(queryVector, k, [new Set(row === undefined ? [] : [row])]);
+    } finally {
+      queryVector.dispose();
+    }
+    return {
+      query,
+      neighbours: matches.map((m) => ({ path: absolutePath(manifest, manifest.files.relPath[m.row]), score: m.score, label: labelOf(manifest, m.row) })),
+    };
+  });
+}
+
+/** Groups of images linked by cosine above `threshold`, largest first, with their lowest pairwise similarity. */
+export async function findDuplicates(runDir: string, threshold: number, emit: (m: EngineMessage) => void): Promise<{ paths: string[]; minScore: number }[]> {
+  if (!(typeof threshold === 'number' && threshold >= -1 && threshold <= 1)) {
+    throw new Error(`The duplicate threshold is a cosine similarity between -1 and 1 (got ${threshold}).`);
+  }
+  return exclusive(async () => {
+    const { index } = await freshIndex(path.resolve(runDir), emit);
+    const { manifest } = index.stored;
+    const groups = await index.search.duplicateGroups(threshold, (done, total) => emit(progress('duplicates', done, total)));
+    return groups.map((g) => ({ paths: g.rows.map((row) => absolutePath(manifest, manifest.files.relPath[row])), minScore: g.minScore }));
+  });
+}
+
+/**
+ * Writes the embeddings with paths relative to the dataset root: `npy` gives <out> (count × dims
+ * float32) and <out minus .npy>.paths.txt (row i's image on line i); `csv` gives <out> with
+ * columns path, label, f0 … Default <out>: embeddings.npy / embeddings.csv in the run folder.
+ */
+export async function exportEmbeddings(runDir: string, format: 'npy' | 'csv', out: string | undefined, emit: (m: EngineMessage) => void): Promise<string[]> {
+  if (format !== 'npy' && format !== 'csv') throw new Error(`Unknown export format "${format}": use npy or csv.`);
+  return exclusive(async () => {
+    const resolvedRun = path.resolve(runDir);
+    const { index } = await freshIndex(resolvedRun, emit);
+    const { manifest } = index.stored;
+    const file = path.resolve(out ?? path.join(resolvedRun, `embeddings.${format}`));
+    const vectors = await index.search.rows();
+    const count = manifest.files.relPath.length;
+    if (format === 'csv') {
+      writeCsv(file, manifest.files.relPath, manifest.files.relPath.map((_, row) => labelOf(manifest, row)), vectors, manifest.dims);
+      return [file];
+    }
+    const pathsFile = `${file.replace(/\.npy$/i, '')}.paths.txt`;
+    writeNpy(file, vectors, count, manifest.dims);
+    writeLines(pathsFile, manifest.files.relPath);
+    return [file, pathsFile];
+  });
+}
+
+/** Answers the engine process's embed and similar requests with their result messages. */
+export async function handleRetrievalRequest(request: EmbedRequest | SimilarRequest, send: (m: EngineMessage) => void): Promise<void> {
+  if (request.type === 'embed') {
+    const result = await embedRun(request.runDir, send);
+    send(message({ type: 'embedResult', runDir: path.resolve(request.runDir), ...result }));
+    return;
+  }
+  const result = await findSimilar(request.runDir, request.image, request.k, send);
+  send(message({ type: 'similarResult', ...result }));
+}
