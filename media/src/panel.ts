@@ -1,0 +1,189 @@
+// The experiment panel's script (bundled to media/dist/panel.js by scripts/build.mjs). It draws
+// what the extension sends and asks for everything else through the typed protocol of
+// src/webview/protocol.ts; anything it receives that fails validation is dropped and logged.
+import {
+  parseToWebview, webviewMessage, WebviewProtocolError,
+  type CompareOption, type FromWebviewMessage, type RunView, type ToWebviewMessage, type WebviewMessageBody,
+} from '../../src/webview/protocol';
+import { ChartBoard, MetricStore } from './charts';
+import { Gallery } from './gallery';
+
+interface VsCodeApi {
+  postMessage(message: unknown): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+/** Kept by VS Code across reloads; runDir lets the serializer bring the panel back. */
+interface SavedState { runDir: string; compareRunDir?: string | null; queryPath?: string | null }
+
+const vscode = acquireVsCodeApi();
+const app = document.getElementById('app')!;
+
+function post(body: WebviewMessageBody<FromWebviewMessage>): void {
+  vscode.postMessage(webviewMessage(body));
+}
+
+function loadState(): SavedState {
+  const initial = JSON.parse(app.dataset.state ?? '{}') as SavedState;
+  const saved = vscode.getState() as Partial<SavedState> | undefined;
+  return { ...saved, runDir: initial.runDir };
+}
+
+let state = loadState();
+function saveState(patch: Partial<SavedState>): void {
+  state = { ...state, ...patch };
+  vscode.setState(state);
+}
+saveState({});
+
+// ---- layout ------------------------------------------------------------------------------------
+
+function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+const header = element('header', 'run-header');
+const title = element('h1');
+const badge = element('span', 'badge');
+const summary = element('p', 'summary');
+const note = element('p', 'note');
+header.append(title, badge, summary, note);
+const chartGrid = element('div', 'charts');
+const compareSelect = element('select');
+compareSelect.id = 'compare';
+compareSelect.title = "Overlay another run's loss curve";
+const compareLabel = element('label', 'compare');
+compareLabel.append('Compare ', compareSelect);
+app.append(header, chartGrid);
+
+const store = new MetricStore();
+let lastCounts = '';
+const board = new ChartBoard(store, chartGrid, compareLabel, (counts) => {
+  const key = JSON.stringify(counts);
+  if (key === lastCounts) return;
+  lastCounts = key;
+  chartGrid.dataset.stepPoints = String(counts.stepPoints);
+  post({ type: 'rendered', ...counts });
+});
+
+const gallery = new Gallery(app, {
+  query: (source, path) => post({ type: 'query', source, path }),
+  open: (path) => post({ type: 'openImage', path }),
+  rendered: (query, images, loaded, failed) => post({ type: 'galleryRendered', query, images, loaded, failed }),
+});
+
+compareSelect.addEventListener('change', () => {
+  const runDir = compareSelect.value || null;
+  saveState({ compareRunDir: runDir });
+  post({ type: 'compare', runDir });
+});
+
+// ---- rendering of extension messages -----------------------------------------------------------
+
+function formatEta(seconds: number): string {
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+function showRun(run: RunView): void {
+  title.textContent = run.name;
+  badge.textContent = run.status;
+  badge.className = `badge status-${run.status}`;
+  const lastLoss = store.steps.length ? store.steps[store.steps.length - 1].loss : null;
+  const lastEpoch = store.epochs.length ? store.epochs[store.epochs.length - 1] : null;
+  const parts = [
+    `epoch ${run.status === 'running' ? Math.min(run.epoch + 1, run.epochs) : run.epoch}/${run.epochs}`,
+    `step ${run.step}`,
+  ];
+  if (lastLoss !== null) parts.push(`loss ${lastLoss.toFixed(4)}`);
+  if (lastEpoch?.knnTop1 !== null && lastEpoch?.knnTop1 !== undefined) parts.push(`kNN ${(lastEpoch.knnTop1 * 100).toFixed(1)}%`);
+  if (run.etaSeconds !== null) parts.push(`ETA ${formatEta(run.etaSeconds)}`);
+  parts.push(`${run.preset} preset`, run.backend);
+  summary.textContent = parts.join(' · ');
+  note.textContent = run.message ?? '';
+  note.hidden = !run.message;
+  app.dataset.status = run.status;
+}
+
+function showCompareOptions(options: CompareOption[]): void {
+  const wanted = state.compareRunDir ?? '';
+  const none = element('option', undefined, 'none');
+  none.value = '';
+  compareSelect.replaceChildren(none, ...options.map((o) => {
+    const option = element('option', undefined, o.label);
+    option.value = o.runDir;
+    return option;
+  }));
+  compareSelect.value = options.some((o) => o.runDir === wanted) ? wanted : '';
+}
+
+let currentRun: RunView | null = null;
+
+function handle(message: ToWebviewMessage): void {
+  switch (message.type) {
+    case 'init':
+      store.replace(message.history);
+      currentRun = message.run;
+      showRun(message.run);
+      showCompareOptions(message.compareOptions);
+      if (compareSelect.value) post({ type: 'compare', runDir: compareSelect.value });
+      // After a window reload only the panel remembers its query.
+      if (message.galleryQuery === null && state.queryPath) post({ type: 'query', source: 'path', path: state.queryPath });
+      board.schedule();
+      break;
+    case 'history':
+      store.replace(message.records);
+      board.schedule();
+      break;
+    case 'append':
+      store.append(message.records);
+      board.schedule();
+      if (currentRun) showRun(currentRun);
+      break;
+    case 'status':
+      currentRun = message.run;
+      showRun(message.run);
+      break;
+    case 'compareOptions':
+      showCompareOptions(message.options);
+      break;
+    case 'compareSeries':
+      store.compare = message.runDir === null ? null : { label: message.label, steps: message.steps, losses: message.losses };
+      board.schedule();
+      break;
+    case 'galleryBusy':
+      gallery.busy(message.text);
+      break;
+    case 'gallery':
+      saveState({ queryPath: message.query.path });
+      gallery.show(message);
+      break;
+    case 'galleryError':
+      gallery.error(message.message);
+      break;
+  }
+}
+
+window.addEventListener('message', (event: MessageEvent) => {
+  let message: ToWebviewMessage;
+  try {
+    message = parseToWebview(event.data);
+  } catch (error) {
+    if (!(error instanceof WebviewProtocolError)) throw error;
+    console.warn(`SimSiam panel dropped a message: ${error.message}`);
+    post({ type: 'log', level: 'warn', message: `panel dropped a message: ${error.message}` });
+    return;
+  }
+  handle(message);
+});
+
+window.addEventListener('error', (event) => post({ type: 'log', level: 'error', message: String(event.message) }));
+
+post({ type: 'ready' });

@@ -1,0 +1,79 @@
+// Bundles the extension for VS Code with esbuild:
+//   dist/extension.js         the extension host side (never loads tfjs or sharp)
+//   dist/engineProcess.js     the engine, forked per training run and for search
+//   dist/batchLoaderWorker.js the engine's image-loading thread (resolved next to the engine)
+//   dist/*.wasm               tfjs' wasm binaries (the engine is told where via SIMSIAM_WASM_DIR)
+//   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
+// sharp (native) stays external and ships in node_modules inside the .vsix (see scripts/package.mjs).
+//
+// node scripts/build.mjs [--production]   (--production minifies and drops source maps)
+import * as esbuild from 'esbuild';
+import * as fs from 'fs';
+import * as path from 'path';
+import { fileURLToPath } from 'url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const production = process.argv.includes('--production');
+const dist = path.join(root, 'dist');
+const mediaDist = path.join(root, 'media', 'dist');
+
+/** Optional or native packages resolved at run time from node_modules, never bundled. */
+const ENGINE_EXTERNALS = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+
+const common = {
+  bundle: true,
+  minify: production,
+  sourcemap: production ? false : 'linked',
+  logLevel: 'warning',
+  metafile: true,
+  absWorkingDir: root,
+};
+
+const node = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
+
+async function build() {
+  fs.rmSync(dist, { recursive: true, force: true });
+  fs.rmSync(mediaDist, { recursive: true, force: true });
+  const started = Date.now();
+  const [extension] = await Promise.all([
+    esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: dist, external: ['vscode'] }),
+    esbuild.build({
+      ...node,
+      entryPoints: { engineProcess: 'src/training/engineProcess.ts', batchLoaderWorker: 'src/training/batchLoaderWorker.ts' },
+      outdir: dist,
+      external: ENGINE_EXTERNALS,
+    }),
+    esbuild.build({
+      ...common, platform: 'browser', format: 'iife', target: 'es2022',
+      entryPoints: { panel: 'media/src/panel.ts' }, outdir: mediaDist,
+    }),
+  ]);
+  checkExtensionStaysLight(extension.metafile);
+  for (const file of fs.readdirSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist')).filter((f) => f.endsWith('.wasm'))) {
+    fs.copyFileSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', file), path.join(dist, file));
+  }
+  fs.copyFileSync(path.join(root, 'node_modules/uplot/dist/uPlot.min.css'), path.join(mediaDist, 'uPlot.min.css'));
+  const size = (file) => `${(fs.statSync(file).size / 1024).toFixed(0)} KiB`;
+  console.log(`built in ${Date.now() - started} ms${production ? ' (production)' : ''}: ` +
+    ['dist/extension.js', 'dist/engineProcess.js', 'dist/batchLoaderWorker.js', 'media/dist/panel.js']
+      .map((f) => `${f} ${size(path.join(root, f))}`).join(', '));
+}
+
+/**
+ * The extension host must stay quick to activate and must not load native code: its bundle may
+ * take from the engine only the tfjs-free protocol, run store and config modules.
+ */
+function checkExtensionStaysLight(metafile) {
+  const allowedEngineModules = new Set(['src/training/protocol.ts', 'src/training/runStore.ts', 'src/training/config.ts']);
+  const offending = Object.keys(metafile.inputs).filter((input) =>
+    /node_modules\/(@tensorflow|sharp|@img)\//.test(input) ||
+    (input.startsWith('src/training/') && !allowedEngineModules.has(input)));
+  if (offending.length) {
+    throw new Error(`dist/extension.js must not include the engine or its native dependencies, but it bundles:\n  ${offending.join('\n  ')}`);
+  }
+}
+
+build().catch((error) => {
+  console.error(error.message ?? error);
+  process.exit(1);
+});

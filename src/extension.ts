@@ -1,0 +1,52 @@
+// SimSiam Lab's extension entry: wiring only. Activation registers commands, the Experiments view,
+// the panel serializer and the status bar; nothing is scanned, forked or loaded until used. The
+// engine (tfjs, sharp) runs in forked processes: this bundle never imports it.
+import * as vscode from 'vscode';
+import { EngineProcess, WASM_DIR_ENV } from './host/engineProcess';
+import { RunCatalog } from './host/runCatalog';
+import { TrainingManager } from './host/training';
+import { RetrievalClient } from './host/retrieval';
+import { ExperimentsView } from './host/experimentsView';
+import { TrainingStatusBar } from './host/trainingUi';
+import { Commands, type RunTarget } from './host/commands';
+import { createApi, type SimSiamApi } from './host/api';
+import { ExperimentPanels, PANEL_VIEW_TYPE } from './webview/panel';
+
+export function activate(context: vscode.ExtensionContext): SimSiamApi {
+  const log = vscode.window.createOutputChannel('SimSiam', { log: true });
+  const distDir = vscode.Uri.joinPath(context.extensionUri, 'dist').fsPath;
+  const launch = (label: string) => new EngineProcess({
+    script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engineProcess.js').fsPath,
+    // The bundle ships tfjs' wasm binaries next to the engine (scripts/build.mjs copies them).
+    env: { [WASM_DIR_ENV]: distDir },
+    log, label,
+  });
+
+  const catalog = new RunCatalog(context.workspaceState);
+  const training = new TrainingManager(launch, log);
+  const retrieval = new RetrievalClient(launch, log);
+  const panels = new ExperimentPanels({ extensionUri: context.extensionUri, catalog, training, retrieval, log });
+  const view = new ExperimentsView(catalog, training);
+  const statusBar = new TrainingStatusBar(training);
+  const commands = new Commands(catalog, training, panels, log);
+
+  const treeView = vscode.window.createTreeView('simsiam.experiments', { treeDataProvider: view, showCollapseAll: false });
+  const register = (id: string, handler: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, handler);
+  context.subscriptions.push(
+    log, catalog, training, retrieval, panels, view, statusBar, treeView,
+    vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, panels),
+    // Explorer menus pass (clicked uri, selected uris); only the clicked one is used.
+    register('simsiam.trainFolder', (folder?: vscode.Uri) => commands.trainFolder(folder)),
+    register('simsiam.stopTraining', (target?: RunTarget) => commands.stopTraining(target)),
+    register('simsiam.resumeTraining', (target?: RunTarget) => commands.resumeTraining(target)),
+    register('simsiam.openExperiment', (target?: RunTarget) => commands.openExperiment(target)),
+    register('simsiam.findSimilar', (image?: vscode.Uri) => commands.findSimilar(image)),
+    register('simsiam.deleteExperiment', (target?: RunTarget) => commands.deleteExperiment(target)),
+    register('simsiam.revealExperiment', (target?: RunTarget) => commands.revealRun(target)),
+    register('simsiam.refreshExperiments', () => catalog.rescan()),
+    register('simsiam.showLog', () => log.show()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => view.refresh()),
+  );
+  // On shutdown the disposables stop running trainings (each saves a checkpoint) and close the engines.
+  return createApi(commands, view, panels, statusBar);
+}

@@ -1,0 +1,85 @@
+// What activate() returns: the extension's own paths with the prompts answered, for tests and for
+// other extensions. Nothing here bypasses a check the commands make (trust, one run per folder).
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { Neighbour, RunStatus } from '../training/protocol';
+import type { GalleryRenderedReport, RenderedReport } from '../webview/protocol';
+import type { Commands, TrainChoices } from './commands';
+import type { ExperimentsView } from './experimentsView';
+import type { SessionOutcome, TrainingSession } from './training';
+import type { TrainingStatusBar } from './trainingUi';
+import type { ExperimentPanels } from '../webview/panel';
+
+export interface StartedRun {
+  runDir: string;
+  /** Settles when the run completes, stops or fails. */
+  finished: Promise<SessionOutcome>;
+}
+
+export interface ExperimentRow { runDir: string; label: string; description: string; status: RunStatus; contextValue: string }
+
+export interface PanelProbe {
+  /** Counts of messages the extension posted to the webview, by type. */
+  posted: Record<string, number>;
+  /** The webview's last report of what its charts show. */
+  rendered: RenderedReport | null;
+  /** The webview's last report of its gallery. */
+  gallery: GalleryRenderedReport | null;
+}
+
+export interface SimSiamApi {
+  trainFolder(folder: string, choices?: TrainChoices): Promise<StartedRun>;
+  stopRun(runDir: string): Promise<void>;
+  resumeRun(runDir: string, epochs?: number): Promise<StartedRun>;
+  findSimilar(image: string, runDir?: string): Promise<{ runDir: string; neighbours: Neighbour[] } | undefined>;
+  openExperiment(runDir: string): Promise<void>;
+  deleteExperiment(runDir: string): Promise<boolean>;
+  /** The Experiments view's rows, as getChildren builds them now. */
+  experiments(): ExperimentRow[];
+  /** The open panel of a run, or undefined. */
+  panel(runDir: string): PanelProbe | undefined;
+  /** Waits until the run's panel reports something that satisfies `test` (chart or gallery). */
+  waitForPanel(runDir: string, test: (probe: PanelProbe) => boolean, timeoutMs?: number): Promise<PanelProbe>;
+  statusBarText(): string;
+}
+
+async function started(session: TrainingSession | undefined, what: string): Promise<StartedRun> {
+  if (!session) throw new Error(`${what} did not start (see the notification or the SimSiam log).`);
+  const message = await session.started;
+  return { runDir: message.runDir, finished: session.finished };
+}
+
+export function createApi(commands: Commands, view: ExperimentsView, panels: ExperimentPanels, statusBar: TrainingStatusBar): SimSiamApi {
+  const probe = (runDir: string): PanelProbe | undefined => {
+    const panel = panels.get(runDir);
+    return panel && { posted: Object.fromEntries(panel.posted), rendered: panel.lastRendered, gallery: panel.lastGallery };
+  };
+  return {
+    async trainFolder(folder, choices) {
+      return started(await commands.trainFolder(vscode.Uri.file(path.resolve(folder)), { preset: 'tiny', ...choices }), `Training ${folder}`);
+    },
+    stopRun: (runDir) => commands.stopTraining(runDir),
+    async resumeRun(runDir, epochs) {
+      return started(await commands.resumeTraining(runDir, epochs), `Resuming ${runDir}`);
+    },
+    findSimilar: (image, runDir) => commands.findSimilar(vscode.Uri.file(path.resolve(image)), runDir),
+    openExperiment: (runDir) => commands.openExperiment(runDir),
+    deleteExperiment: (runDir) => commands.deleteExperiment(runDir, true),
+    experiments: () => view.getChildren().map((item) => ({
+      runDir: item.run.runDir, label: String(item.label), description: String(item.description), status: item.status,
+      contextValue: item.contextValue ?? '',
+    })),
+    panel: probe,
+    async waitForPanel(runDir, test, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const current = probe(runDir);
+        if (current && test(current)) return current;
+        if (Date.now() > deadline) throw new Error(`The panel of ${runDir} did not reach the expected state in ${timeoutMs} ms: ${JSON.stringify(current)}`);
+        const panel = panels.get(runDir);
+        await Promise.race([panel?.nextReport(), new Promise((resolve) => setTimeout(resolve, 250))]);
+      }
+    },
+    statusBarText: () => statusBar.text,
+  };
+}

@@ -1,0 +1,357 @@
+// What each SimSiam command does, prompts included. The exported API (src/host/api.ts) reaches the
+// same code with the prompts' answers given, so the tests exercise the product's own paths.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName } from '../training/config';
+import { defaultRunsDir, isProcessAlive } from '../training/runStore';
+import type { Neighbour } from '../training/protocol';
+import type { RunCatalog, RunSummary } from './runCatalog';
+import { TrainingRequestError, type TrainingManager, type TrainingSession } from './training';
+import { showTrainingProgress } from './trainingUi';
+import { configuredRunsFolder, trainingDefaults } from './settings';
+import { RunItem } from './experimentsView';
+import { formatKnn } from './format';
+import type { ExperimentPanels } from '../webview/panel';
+import { IMAGE_FILE_PATTERN, isPathInside } from '../webview/pathGuard';
+
+/** What a command may be invoked with: a tree row, a run folder path, or nothing (then it asks). */
+export type RunTarget = RunItem | string | vscode.Uri | undefined;
+
+export interface TrainChoices {
+  preset?: PresetName;
+  /** TrainConfig fields over the settings' defaults. */
+  overrides?: Record<string, unknown>;
+  name?: string;
+}
+
+export class Commands {
+  constructor(
+    private readonly catalog: RunCatalog,
+    private readonly training: TrainingManager,
+    private readonly panels: ExperimentPanels,
+    private readonly log: vscode.LogOutputChannel,
+  ) {}
+
+  // ---- Train Folder --------------------------------------------------------------------------
+
+  async trainFolder(folderUri?: vscode.Uri, choices: TrainChoices = {}): Promise<TrainingSession | undefined> {
+    if (!this.requireTrust('Training')) return undefined;
+    const folder = folderUri?.fsPath ?? (await this.pickFolder());
+    if (!folder) return undefined;
+    const busy = this.training.sessionForFolder(folder);
+    if (busy) {
+      const open = 'Open Experiment';
+      const stop = 'Stop It';
+      void vscode.window.showInformationMessage(`${path.basename(folder)} is already training. One run per folder at a time.`, open, stop)
+        .then((answer) => {
+          if (answer === open && busy.runDir) this.panels.open(busy.runDir);
+          if (answer === stop) busy.stop();
+        });
+      return undefined;
+    }
+    const defaults = trainingDefaults(vscode.Uri.file(folder));
+    const preset = choices.preset ?? (await this.pickPreset(defaults.preset, defaults.overrides));
+    if (!preset) return undefined;
+    const overrides = { ...defaults.overrides, ...choices.overrides };
+    const runsDir = configuredRunsFolder(vscode.Uri.file(folder)) ?? defaultRunsDir(folder);
+    let session: TrainingSession;
+    try {
+      session = this.training.train({ folder, preset, overrides, runsDir, name: choices.name });
+    } catch (error) {
+      void vscode.window.showErrorMessage(`SimSiam: ${(error as Error).message}`);
+      return undefined;
+    }
+    void this.catalog.remember(runsDir);
+    this.follow(session);
+    return session;
+  }
+
+  /** Progress notification, the panel once the run exists, and a word when it ends. */
+  private follow(session: TrainingSession): void {
+    showTrainingProgress(session);
+    session.started.then((started) => {
+      this.catalog.notify(started.runDir);
+      this.panels.open(started.runDir, { preserveFocus: true });
+    }, () => undefined);
+    void session.finished.then((outcome) => {
+      if (outcome.runDir) this.catalog.notify(outcome.runDir);
+      const open = 'Open Experiment';
+      const onAnswer = (answer: string | undefined) => {
+        if (answer === open && outcome.runDir) this.panels.open(outcome.runDir);
+        if (answer === 'Show Log') this.log.show(true);
+      };
+      if (outcome.status === 'completed') {
+        const knn = session.progress?.knnTop1;
+        void vscode.window.showInformationMessage(
+          `SimSiam: ${session.name} finished${knn !== null && knn !== undefined ? ` (kNN ${formatKnn(knn)})` : ''}. ` +
+          'Right-click an image of the folder to find similar ones.', open).then(onAnswer);
+      } else if (outcome.status === 'stopped') {
+        void vscode.window.showInformationMessage(`SimSiam: ${session.name} stopped with a checkpoint; resume it any time.`, open).then(onAnswer);
+      } else {
+        void vscode.window.showErrorMessage(`SimSiam: ${session.name} failed: ${outcome.message}`, 'Show Log', ...(outcome.runDir ? [open] : []))
+          .then(onAnswer);
+      }
+    });
+  }
+
+  private async pickFolder(): Promise<string | undefined> {
+    const workspaceFolders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file');
+    type FolderItem = vscode.QuickPickItem & { folder?: string };
+    const browse: FolderItem = { label: '$(folder-opened) Choose a folder…', description: 'any folder of images' };
+    const items: FolderItem[] = [
+      ...workspaceFolders.map((f) => ({ label: `$(root-folder) ${f.name}`, description: f.uri.fsPath, folder: f.uri.fsPath })),
+      browse,
+    ];
+    const picked = workspaceFolders.length
+      ? await vscode.window.showQuickPick(items, { title: 'SimSiam: Train Folder', placeHolder: 'Folder of images to train on' })
+      : browse;
+    if (!picked) return undefined;
+    if (picked.folder) return picked.folder;
+    const chosen = await vscode.window.showOpenDialog({
+      canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Train on This Folder',
+      defaultUri: workspaceFolders[0]?.uri,
+    });
+    return chosen?.[0]?.fsPath;
+  }
+
+  private async pickPreset(preferred: PresetName, overrides: Record<string, unknown>): Promise<PresetName | undefined> {
+    const names = (Object.keys(PRESETS) as PresetName[]).sort((a, b) => Number(b === preferred) - Number(a === preferred));
+    const fromSettings = Object.entries(overrides).map(([k, v]) => `${k} ${v}`).join(', ');
+    const items = names.map((name) => {
+      let epochs = '';
+      try {
+        epochs = `${resolveConfig(name, overrides).epochs} epochs`;
+      } catch (error) {
+        epochs = `settings invalid: ${(error as Error).message}`;
+      }
+      return {
+        label: name, description: PRESET_DESCRIPTIONS[name],
+        detail: `${epochs}${fromSettings ? ` · from settings: ${fromSettings}` : ''}`, name,
+      };
+    });
+    const picked = await vscode.window.showQuickPick(items, { title: 'SimSiam: Train Folder', placeHolder: 'Preset' });
+    return picked?.name;
+  }
+
+  // ---- Stop / Resume -------------------------------------------------------------------------
+
+  async stopTraining(target?: RunTarget): Promise<void> {
+    let runDir = runDirOf(target);
+    if (!runDir) {
+      const sessions = this.training.active.filter((s) => !s.ended);
+      if (sessions.length === 0) {
+        void vscode.window.showInformationMessage('SimSiam: no run is training in this window.');
+        return;
+      }
+      if (sessions.length === 1 && !sessions[0].runDir) {
+        sessions[0].stop();
+        return;
+      }
+      const picked = sessions.length === 1 ? sessions[0] : (await vscode.window.showQuickPick(
+        sessions.map((s) => ({ label: s.name, description: s.runDir, session: s })), { placeHolder: 'Run to stop' }))?.session;
+      if (!picked) return;
+      if (!picked.runDir) {
+        picked.stop();
+        return;
+      }
+      runDir = picked.runDir;
+    }
+    const session = this.training.sessionForRun(runDir);
+    if (session) {
+      session.stop();
+      return;
+    }
+    const summary = this.catalog.list().find((r) => path.resolve(r.runDir) === path.resolve(runDir!));
+    const pid = summary?.status.pid;
+    if (summary?.status.status !== 'running' || pid === undefined || !isProcessAlive(pid)) {
+      void vscode.window.showInformationMessage(`SimSiam: ${summary?.record.name ?? runDir} is not training.`);
+      return;
+    }
+    // Another window or the CLI owns it; both stop gracefully (with a checkpoint) on SIGTERM.
+    const answer = await vscode.window.showWarningMessage(
+      `${summary.record.name} is training in another process (pid ${pid}). Stop it? It saves a checkpoint first.`, { modal: true }, 'Stop');
+    if (answer === 'Stop') process.kill(pid, 'SIGTERM');
+  }
+
+  async resumeTraining(target?: RunTarget, epochs?: number): Promise<TrainingSession | undefined> {
+    if (!this.requireTrust('Training')) return undefined;
+    const run = await this.resolveRun(target, 'Run to resume', (r) => r.status.status !== 'running' && r.hasCheckpoint);
+    if (!run) return undefined;
+    if (run.status.status === 'running') {
+      void vscode.window.showInformationMessage(`SimSiam: ${run.record.name} is already training.`);
+      return undefined;
+    }
+    if (!run.hasCheckpoint) {
+      void vscode.window.showWarningMessage(`SimSiam: ${run.record.name} stopped before its first checkpoint; train the folder again instead.`);
+      return undefined;
+    }
+    let totalEpochs = epochs;
+    const reached = run.lastEpoch?.epoch ?? run.status.epoch;
+    if (totalEpochs === undefined && reached >= run.record.config.epochs) {
+      const answer = await vscode.window.showInputBox({
+        title: `SimSiam: ${run.record.name} finished its ${run.record.config.epochs} epochs`,
+        prompt: 'Continue training to how many epochs in total?',
+        value: String(run.record.config.epochs * 2),
+        validateInput: (text) => (Number.isInteger(Number(text)) && Number(text) > reached ? undefined : `A whole number above ${reached}.`),
+      });
+      if (!answer) return undefined;
+      totalEpochs = Number(answer);
+    }
+    let session: TrainingSession;
+    try {
+      session = this.training.resume(run.runDir, totalEpochs);
+    } catch (error) {
+      const text = error instanceof TrainingRequestError ? error.message : `could not resume: ${(error as Error).message}`;
+      void vscode.window.showErrorMessage(`SimSiam: ${text}`);
+      return undefined;
+    }
+    this.follow(session);
+    return session;
+  }
+
+  // ---- Open / Delete / Reveal ----------------------------------------------------------------
+
+  async openExperiment(target?: RunTarget): Promise<void> {
+    const run = await this.resolveRun(target, 'Experiment to open', () => true);
+    if (run) this.panels.open(run.runDir);
+  }
+
+  async deleteExperiment(target?: RunTarget, confirmed = false): Promise<boolean> {
+    const run = await this.resolveRun(target, 'Experiment to delete', () => true);
+    if (!run) return false;
+    if (this.training.sessionForRun(run.runDir) || (run.status.status === 'running')) {
+      void vscode.window.showWarningMessage(`SimSiam: ${run.record.name} is training; stop it before deleting it.`);
+      return false;
+    }
+    if (!confirmed) {
+      const answer = await vscode.window.showWarningMessage(
+        `Delete the experiment "${run.record.name}"?`,
+        { modal: true, detail: `This removes ${run.runDir} with its checkpoints, metrics and index. The images are not touched.` },
+        'Delete');
+      if (answer !== 'Delete') return false;
+    }
+    this.panels.close(run.runDir);
+    fs.rmSync(run.runDir, { recursive: true, force: true });
+    this.catalog.notify(run.runDir);
+    return true;
+  }
+
+  async revealRun(target?: RunTarget): Promise<void> {
+    const run = await this.resolveRun(target, 'Experiment to reveal', () => true);
+    if (!run) return;
+    const uri = vscode.Uri.file(run.runDir);
+    if (vscode.workspace.getWorkspaceFolder(uri)) {
+      await vscode.commands.executeCommand('revealInExplorer', uri);
+    } else if (!vscode.env.remoteName) {
+      await vscode.commands.executeCommand('revealFileInOS', uri);
+    } else {
+      const copy = 'Copy Path';
+      if (await vscode.window.showInformationMessage(`SimSiam: the run folder is ${run.runDir}`, copy) === copy) {
+        await vscode.env.clipboard.writeText(run.runDir);
+      }
+    }
+  }
+
+  // ---- Find Similar Images -------------------------------------------------------------------
+
+  async findSimilar(imageUri?: vscode.Uri, runDir?: string): Promise<{ runDir: string; neighbours: Neighbour[] } | undefined> {
+    if (!this.requireTrust('Indexing')) return undefined;
+    const image = imageUri?.fsPath ?? (await this.pickImage());
+    if (!image) return undefined;
+    const covering = this.catalog.list().filter((r) => isPathInside(r.record.dataset.root, image) &&
+      !isPathInside(path.dirname(r.runDir), image));
+    let run: RunSummary | undefined;
+    if (runDir) run = covering.find((r) => path.resolve(r.runDir) === path.resolve(runDir));
+    else {
+      const usable = covering.filter((r) => r.hasCheckpoint);
+      if (usable.length === 0) {
+        await this.offerTraining(image, covering.length > 0);
+        return undefined;
+      }
+      run = usable.length === 1 ? usable[0] : (await vscode.window.showQuickPick(usable.map((r, i) => ({
+        label: r.record.name,
+        description: `${i === 0 ? 'latest · ' : ''}${r.status.status} · epoch ${r.lastEpoch?.epoch ?? r.status.epoch}/${r.record.config.epochs}`,
+        detail: r.runDir, run: r,
+      })), { title: 'SimSiam: Find Similar Images', placeHolder: 'Several runs cover this image: which model?' }))?.run;
+    }
+    if (!run) return undefined;
+    const panel = this.panels.open(run.runDir);
+    try {
+      const result = await vscode.window.withProgress({
+        location: vscode.ProgressLocation.Notification, title: `SimSiam: similar to ${path.basename(image)}`,
+      }, (progress) => panel.showSimilar(image, (text) => progress.report({ message: text })));
+      return { runDir: run.runDir, neighbours: result.neighbours };
+    } catch (error) {
+      void vscode.window.showErrorMessage(`SimSiam: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private async offerTraining(image: string, onlyWithoutCheckpoint: boolean): Promise<void> {
+    const folder = path.dirname(image);
+    const train = 'Train a Folder…';
+    const text = onlyWithoutCheckpoint
+      ? `SimSiam: the runs covering ${path.basename(image)} have no checkpoint yet. Wait for their first epoch, or train another.`
+      : `SimSiam: no trained model covers ${path.basename(folder)}. Train one on its folder first.`;
+    if (await vscode.window.showInformationMessage(text, train) !== train) return;
+    const workspaceFolder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(image));
+    const chosen = await vscode.window.showOpenDialog({
+      canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Train on This Folder',
+      defaultUri: vscode.Uri.file(workspaceFolder?.uri.fsPath ?? folder),
+    });
+    if (chosen?.[0]) await this.trainFolder(chosen[0]);
+  }
+
+  private async pickImage(): Promise<string | undefined> {
+    const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+    const active = input instanceof vscode.TabInputCustom || input instanceof vscode.TabInputText ? input.uri : undefined;
+    if (active?.scheme === 'file' && IMAGE_FILE_PATTERN.test(active.fsPath)) return active.fsPath;
+    const picked = await vscode.window.showOpenDialog({
+      canSelectMany: false, openLabel: 'Find Similar', title: 'SimSiam: Find Similar Images',
+      filters: { Images: ['jpg', 'jpeg', 'png', 'webp', 'gif', 'tif', 'tiff', 'bmp'] },
+      defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
+    });
+    return picked?.[0]?.fsPath;
+  }
+
+  // ---- shared --------------------------------------------------------------------------------
+
+  /** Restricted Mode: the engine decodes arbitrary image files with native code, so it waits for trust. */
+  private requireTrust(what: string): boolean {
+    if (vscode.workspace.isTrusted) return true;
+    const manage = 'Manage Workspace Trust';
+    void vscode.window.showWarningMessage(
+      `SimSiam: ${what} is disabled in Restricted Mode. It runs a native image decoder and a training process over ` +
+      "this workspace's files; trust the workspace to enable it. Existing experiments can still be opened.", manage)
+      .then((answer) => answer === manage && vscode.commands.executeCommand('workbench.trust.manage'));
+    return false;
+  }
+
+  private async resolveRun(target: RunTarget, placeHolder: string, offer: (run: RunSummary) => boolean): Promise<RunSummary | undefined> {
+    const runs = this.catalog.list();
+    const runDir = runDirOf(target);
+    if (runDir) {
+      const found = runs.find((r) => path.resolve(r.runDir) === path.resolve(runDir));
+      if (!found) void vscode.window.showWarningMessage(`SimSiam: ${runDir} is not a run folder.`);
+      return found;
+    }
+    const offered = runs.filter(offer);
+    if (offered.length === 0) {
+      void vscode.window.showInformationMessage(runs.length ? 'SimSiam: no experiment fits this action.' : 'SimSiam: no experiments yet. Train a folder first.');
+      return undefined;
+    }
+    const picked = await vscode.window.showQuickPick(offered.map((r) => ({
+      label: r.record.name,
+      description: `${r.status.status} · epoch ${r.lastEpoch?.epoch ?? r.status.epoch}/${r.record.config.epochs} · ${path.basename(r.record.dataset.root)}`,
+      detail: r.runDir, run: r,
+    })), { placeHolder });
+    return picked?.run;
+  }
+}
+
+function runDirOf(target: RunTarget): string | undefined {
+  if (target instanceof RunItem) return target.run.runDir;
+  if (target instanceof vscode.Uri) return target.fsPath;
+  return typeof target === 'string' ? target : undefined;
+}

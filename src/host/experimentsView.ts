@@ -1,0 +1,134 @@
+// The Experiments view: every run found on disk, with its status, progress and config. Runs that
+// train in this window show their live step and loss; the others refresh when their files change.
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { RunStatus } from '../training/protocol';
+import type { RunCatalog, RunSummary } from './runCatalog';
+import type { TrainingManager } from './training';
+import { formatDuration, formatKnn } from './format';
+
+export class RunItem extends vscode.TreeItem {
+  constructor(readonly run: RunSummary, readonly status: RunStatus, description: string) {
+    super(run.record.name, vscode.TreeItemCollapsibleState.None);
+    this.id = run.runDir;
+    this.description = description;
+    this.iconPath = statusIcon(status);
+    this.resourceUri = vscode.Uri.file(run.runDir);
+    // The context value drives which actions (stop / resume) each row offers.
+    this.contextValue = `simsiamRun.${status}${run.hasCheckpoint ? '.resumable' : ''}`;
+    this.tooltip = tooltip(run, status);
+    this.command = { title: 'Open Experiment', command: 'simsiam.openExperiment', arguments: [this] };
+  }
+}
+
+function statusIcon(status: RunStatus): vscode.ThemeIcon {
+  switch (status) {
+    case 'running': return new vscode.ThemeIcon('sync~spin', new vscode.ThemeColor('charts.blue'));
+    case 'completed': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+    case 'stopped': return new vscode.ThemeIcon('debug-pause', new vscode.ThemeColor('charts.yellow'));
+    case 'failed': return new vscode.ThemeIcon('error', new vscode.ThemeColor('testing.iconFailed'));
+    case 'interrupted': return new vscode.ThemeIcon('warning', new vscode.ThemeColor('charts.orange'));
+  }
+}
+
+function tooltip(run: RunSummary, status: RunStatus): vscode.MarkdownString {
+  const { record } = run;
+  const c = record.config;
+  const tip = new vscode.MarkdownString(undefined, true);
+  tip.appendMarkdown(`**${escape(record.name)}** — ${status}\n\n`);
+  if (run.status.message) tip.appendMarkdown(`${escape(run.status.message)}\n\n`);
+  const rows: [string, string][] = [
+    ['dataset', `${record.dataset.root} (${record.dataset.trainImages} train / ${record.dataset.testImages} test` +
+      `${record.dataset.classes.length ? `, ${record.dataset.classes.length} classes` : ''})`],
+    ['preset', c.preset],
+    ['model', `${c.backbone} ×${c.widthMultiplier}, ${c.stem} stem, ${c.imageSize} px`],
+    ['heads', `projector ${c.projectorLayers}×${c.projectorDim}, predictor ${c.predictorHiddenDim}`],
+    ['optimiser', `SGD lr ${c.baseLr}×${c.batchSize}/256, momentum ${c.momentum}, wd ${c.weightDecay}`],
+    ['batch × epochs', `${c.batchSize} × ${c.epochs}`],
+    ['backend', record.backend],
+    ['seed', String(c.seed)],
+    ['folder', run.runDir],
+  ];
+  tip.appendMarkdown('| | |\n|---|---|\n' + rows.map(([k, v]) => `| ${k} | ${escape(v)} |`).join('\n'));
+  return tip;
+}
+
+function escape(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+}
+
+export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode.Disposable {
+  private readonly changes = new vscode.EventEmitter<RunItem | undefined>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private items: RunItem[] = [];
+  private lastLiveRefresh = 0;
+  private liveTimer: NodeJS.Timeout | undefined;
+
+  readonly onDidChangeTreeData = this.changes.event;
+
+  constructor(private readonly catalog: RunCatalog, private readonly training: TrainingManager) {
+    this.disposables.push(
+      catalog.onDidChange(() => this.refresh()),
+      // Live progress arrives per step; the view redraws at most once a second for it.
+      training.onDidChange(() => this.refreshLive()),
+    );
+  }
+
+  refresh(): void {
+    this.changes.fire(undefined);
+  }
+
+  /** The rows currently shown (the tests read them; the view itself asks getChildren). */
+  get shownItems(): readonly RunItem[] {
+    return this.items;
+  }
+
+  getTreeItem(item: RunItem): vscode.TreeItem {
+    return item;
+  }
+
+  getChildren(parent?: RunItem): RunItem[] {
+    if (parent) return [];
+    const runs = this.catalog.list();
+    void vscode.commands.executeCommand('setContext', 'simsiam.hasRuns', runs.length > 0);
+    this.items = runs.map((run) => this.itemFor(run));
+    return this.items;
+  }
+
+  private itemFor(run: RunSummary): RunItem {
+    const session = this.training.sessionForRun(run.runDir);
+    const live = session && !session.ended ? session.progress : null;
+    // A run this window trains is running even before its first status.json lands.
+    const status: RunStatus = session && !session.ended ? 'running' : run.status.status;
+    const epochs = run.record.config.epochs;
+    const parts: string[] = [];
+    if (live) {
+      parts.push(`epoch ${Math.min(live.epoch + 1, live.epochs)}/${live.epochs}`);
+      if (live.loss !== null) parts.push(`loss ${live.loss.toFixed(3)}`);
+      if (live.knnTop1 !== null) parts.push(`kNN ${formatKnn(live.knnTop1)}`);
+      if (live.etaSeconds !== null) parts.push(`ETA ${formatDuration(live.etaSeconds)}`);
+    } else {
+      parts.push(`epoch ${run.lastEpoch?.epoch ?? run.status.epoch}/${epochs}`);
+      if (run.lastEpoch) parts.push(`loss ${run.lastEpoch.meanLoss.toFixed(3)}`);
+      if (run.lastEpoch?.knnTop1 !== undefined && run.lastEpoch.knnTop1 !== null) parts.push(`kNN ${formatKnn(run.lastEpoch.knnTop1)}`);
+    }
+    parts.push(path.basename(run.record.dataset.root));
+    return new RunItem(run, status, parts.join(' · '));
+  }
+
+  private refreshLive(): void {
+    const wait = 1000 - (Date.now() - this.lastLiveRefresh);
+    if (this.liveTimer) return;
+    this.liveTimer = setTimeout(() => {
+      this.liveTimer = undefined;
+      this.lastLiveRefresh = Date.now();
+      this.refresh();
+    }, Math.max(0, wait));
+  }
+
+  dispose(): void {
+    clearTimeout(this.liveTimer);
+    this.disposables.forEach((d) => d.dispose());
+    this.changes.dispose();
+  }
+}

@@ -1,0 +1,219 @@
+// Finds the runs on disk and says when they change. A run folder is self-describing (run.json,
+// status.json, metrics.jsonl: see src/training/runStore.ts), so whatever wrote it — this window,
+// another window, the CLI on a remote box — it shows up the same way.
+//
+// Where runs are looked for: <dataset>/.simsiam/runs (the engine's default) anywhere in a bounded
+// walk of each workspace folder, the configured runs folder, and every runs folder this workspace
+// has trained into (remembered, for datasets outside the workspace).
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import {
+  listRuns, readRun, readStatus, METRICS_FILE, RUN_FILE, STATUS_FILE, type MetricRecord, type RunRecord, type StatusRecord,
+} from '../training/runStore';
+import { configuredRunsFolder } from './settings';
+
+/** Written by src/training/checkpoint.ts once a checkpoint is complete; read here without loading tfjs. */
+export const CHECKPOINT_POINTER_FILE = 'checkpoint.json';
+
+export type EpochRecord = Extract<MetricRecord, { kind: 'epoch' }>;
+
+export interface RunSummary {
+  runDir: string;
+  record: RunRecord;
+  status: StatusRecord;
+  lastEpoch: EpochRecord | null;
+  hasCheckpoint: boolean;
+}
+
+const RUNS_SUBPATH = path.join('.simsiam', 'runs');
+const WALK_MAX_DEPTH = 4;
+const WALK_MAX_DIRECTORIES = 5_000;
+const SKIPPED_DIRECTORIES = new Set(['node_modules', '.git', '.hg', '.svn', 'out', 'dist', '.vscode-test']);
+const REMEMBERED_KEY = 'simsiam.runsFolders';
+const TAIL_BYTES = 64 * 1024;
+
+/** Runs folders (<x>/.simsiam/runs) under `root`, breadth first, bounded in depth and breadth. */
+function findRunsFolders(root: string): string[] {
+  const found: string[] = [];
+  let level = [root];
+  let visited = 0;
+  for (let depth = 0; depth <= WALK_MAX_DEPTH && level.length; depth++) {
+    const next: string[] = [];
+    for (const dir of level) {
+      if (++visited > WALK_MAX_DIRECTORIES) return found;
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      if (entries.some((e) => e.isDirectory() && e.name === '.simsiam') && fs.existsSync(path.join(dir, RUNS_SUBPATH))) {
+        found.push(path.join(dir, RUNS_SUBPATH));
+      }
+      for (const entry of entries) {
+        if (entry.isDirectory() && !entry.name.startsWith('.') && !SKIPPED_DIRECTORIES.has(entry.name)) {
+          next.push(path.join(dir, entry.name));
+        }
+      }
+    }
+    level = next;
+  }
+  return found;
+}
+
+/** The last epoch record, read from the end of metrics.jsonl (the file grows by a line per step). */
+export function readLastEpochRecord(runDir: string): EpochRecord | null {
+  const file = path.join(runDir, METRICS_FILE);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    for (let window = TAIL_BYTES; ; window *= 4) {
+      const length = Math.min(size, window);
+      const buffer = Buffer.alloc(length);
+      fs.readSync(fd, buffer, 0, length, size - length);
+      const lines = buffer.toString('utf8').split('\n');
+      if (length < size) lines.shift(); // the first line of a window may be cut
+      for (let i = lines.length - 1; i >= 0; i--) {
+        if (!lines[i].includes('"epoch"')) continue;
+        try {
+          const parsed = JSON.parse(lines[i]) as MetricRecord;
+          if (parsed.kind === 'epoch') return parsed;
+        } catch {
+          // a torn line: keep looking further back
+        }
+      }
+      if (length === size) return null;
+    }
+  } catch {
+    return null;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+export function readRunSummary(runDir: string): RunSummary | null {
+  let record: RunRecord;
+  try {
+    record = readRun(runDir);
+  } catch {
+    return null; // a folder being created, or not a run
+  }
+  let status: StatusRecord;
+  try {
+    status = readStatus(runDir);
+  } catch {
+    // run.json is written just before the first status.json: a run in that gap is starting.
+    status = { status: 'running', step: 0, epoch: 0, updatedAt: record.createdAt };
+  }
+  return {
+    runDir, record, status, lastEpoch: readLastEpochRecord(runDir),
+    hasCheckpoint: fs.existsSync(path.join(runDir, CHECKPOINT_POINTER_FILE)),
+  };
+}
+
+export class RunCatalog implements vscode.Disposable {
+  private readonly changes = new vscode.EventEmitter<string[]>();
+  private readonly watchers = new Map<string, vscode.Disposable>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private pending = new Set<string>();
+  private walked: string[] | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+
+  /** Run folders whose files changed (debounced); an empty list means "anything may have changed". */
+  readonly onDidChange = this.changes.event;
+
+  constructor(private readonly workspaceState: vscode.Memento) {
+    // Runs that appear anywhere in the workspace (a new dataset trained from the CLI, say).
+    const workspaceWatcher = vscode.workspace.createFileSystemWatcher(`**/.simsiam/runs/*/{${RUN_FILE},${STATUS_FILE}}`);
+    const onFile = (uri: vscode.Uri) => {
+      const runDir = path.dirname(uri.fsPath);
+      if (this.walked && !this.walked.includes(path.dirname(runDir))) this.walked = undefined;
+      this.fire([runDir]);
+    };
+    workspaceWatcher.onDidCreate(onFile);
+    workspaceWatcher.onDidChange(onFile);
+    workspaceWatcher.onDidDelete(onFile);
+    this.disposables.push(
+      workspaceWatcher,
+      vscode.workspace.onDidChangeWorkspaceFolders(() => this.rescan()),
+      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('simsiam.runsFolder') && this.fire([])),
+    );
+  }
+
+  /** Remembers a runs folder this workspace trained into, so its runs are listed from now on. */
+  async remember(runsFolder: string): Promise<void> {
+    const known = this.workspaceState.get<string[]>(REMEMBERED_KEY, []);
+    if (!known.includes(runsFolder)) await this.workspaceState.update(REMEMBERED_KEY, [...known, runsFolder]);
+    this.watch(runsFolder);
+    this.fire([]);
+  }
+
+  /** Forgets the walk's result: the next list() looks through the workspace folders again. */
+  rescan(): void {
+    this.walked = undefined;
+    this.fire([]);
+  }
+
+  runsFolders(): string[] {
+    // The walk is the only costly part of listing, so it runs once until something invalidates it.
+    this.walked ??= (vscode.workspace.workspaceFolders ?? [])
+      .filter((workspaceFolder) => workspaceFolder.uri.scheme === 'file')
+      .flatMap((workspaceFolder) => findRunsFolders(workspaceFolder.uri.fsPath));
+    const folders = new Set<string>(this.walked);
+    const configured = configuredRunsFolder();
+    if (configured) folders.add(configured);
+    for (const remembered of this.workspaceState.get<string[]>(REMEMBERED_KEY, [])) folders.add(remembered);
+    return [...folders].filter((folder) => fs.existsSync(folder));
+  }
+
+  /** Every run found, newest first. */
+  list(): RunSummary[] {
+    const runs: RunSummary[] = [];
+    for (const folder of this.runsFolders()) {
+      this.watch(folder);
+      for (const runDir of listRuns(folder)) {
+        const summary = readRunSummary(runDir);
+        if (summary) runs.push(summary);
+      }
+    }
+    const unique = new Map(runs.map((run) => [run.runDir, run]));
+    return [...unique.values()].sort((a, b) => b.record.createdAt.localeCompare(a.record.createdAt));
+  }
+
+  /** Called when something outside the files (a live engine message) changed a run. */
+  notify(runDir: string): void {
+    this.fire([runDir]);
+  }
+
+  private watch(runsFolder: string): void {
+    if (this.watchers.has(runsFolder)) return;
+    const pattern = new vscode.RelativePattern(vscode.Uri.file(runsFolder), `*/{${RUN_FILE},${STATUS_FILE},${METRICS_FILE},${CHECKPOINT_POINTER_FILE}}`);
+    const watcher = vscode.workspace.createFileSystemWatcher(pattern);
+    const onFile = (uri: vscode.Uri) => this.fire([path.dirname(uri.fsPath)]);
+    // A deleted run folder reports its files gone; a new runs folder appears as a new file below it.
+    watcher.onDidChange(onFile);
+    watcher.onDidCreate(onFile);
+    watcher.onDidDelete(onFile);
+    this.watchers.set(runsFolder, watcher);
+  }
+
+  private fire(runDirs: string[]): void {
+    if (runDirs.length === 0) this.pending.add('');
+    for (const runDir of runDirs) this.pending.add(runDir);
+    clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      const changed = [...this.pending];
+      this.pending = new Set();
+      this.changes.fire(changed.includes('') ? [] : changed);
+    }, 250);
+  }
+
+  dispose(): void {
+    clearTimeout(this.debounce);
+    for (const watcher of this.watchers.values()) watcher.dispose();
+    this.disposables.forEach((d) => d.dispose());
+    this.changes.dispose();
+  }
+}

@@ -1,0 +1,287 @@
+// Training runs owned by this window: one engine process per run, started from a folder (train)
+// or a run folder (resume). A dataset folder trains once at a time; several folders may train at
+// once. Sessions publish the engine's messages and a live progress summary for the status bar,
+// the notification, the Experiments view and the panel.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import { resolveConfig, type PresetName } from '../training/config';
+import { defaultRunsDir, readRun } from '../training/runStore';
+import type { MetricRecord } from '../training/runStore';
+import type { EngineMessage, StartedMessage } from '../training/protocol';
+import type { EngineProcess } from './engineProcess';
+
+export type EngineLauncher = (label: string) => EngineProcess;
+
+export type SessionOutcome =
+  | { status: 'completed'; runDir: string }
+  | { status: 'stopped'; runDir: string }
+  | { status: 'failed'; runDir: string | undefined; message: string };
+
+export interface LiveProgress {
+  step: number;
+  /** 0-based epoch being trained. */
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batchesPerEpoch: number;
+  loss: number | null;
+  knnTop1: number | null;
+  etaSeconds: number | null;
+}
+
+/** Thrown for requests that cannot be honoured as asked; the message is for the user. */
+export class TrainingRequestError extends Error {}
+
+export class TrainingSession {
+  private readonly messages = new vscode.EventEmitter<EngineMessage>();
+  private readonly startedPromise: Promise<StartedMessage>;
+  private readonly finishedPromise: Promise<SessionOutcome>;
+  private resolveStarted!: (started: StartedMessage) => void;
+  private rejectStarted!: (error: Error) => void;
+  private resolveFinished!: (outcome: SessionOutcome) => void;
+  private rateOrigin: { step: number; time: number } | null = null;
+  private stopping = false;
+  private outcome: SessionOutcome | null = null;
+
+  /** Every engine message of this run, in order. */
+  readonly onMessage = this.messages.event;
+  runDir: string | undefined;
+  progress: LiveProgress | null = null;
+  /** This session's metrics as they streamed in; the file gets them once per epoch. */
+  readonly records: MetricRecord[] = [];
+
+  constructor(
+    readonly datasetRoot: string,
+    readonly name: string,
+    private readonly engine: EngineProcess,
+    knownRunDir: string | undefined,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    this.runDir = knownRunDir;
+    this.startedPromise = new Promise((resolve, reject) => {
+      this.resolveStarted = resolve;
+      this.rejectStarted = reject;
+    });
+    this.startedPromise.catch(() => undefined); // callers that never wait must not see an unhandled rejection
+    this.finishedPromise = new Promise((resolve) => (this.resolveFinished = resolve));
+    engine.onMessage((m) => this.onEngineMessage(m));
+    engine.onExit(({ code, signal }) => {
+      if (!this.outcome) this.finish({ status: 'failed', runDir: this.runDir, message: `The training process exited unexpectedly (${signal ?? `exit code ${code}`}); see the SimSiam log.` });
+    });
+  }
+
+  /** Resolves when the engine reports the run started (its folder is known then). */
+  get started(): Promise<StartedMessage> {
+    return this.startedPromise;
+  }
+
+  get finished(): Promise<SessionOutcome> {
+    return this.finishedPromise;
+  }
+
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  get ended(): boolean {
+    return this.outcome !== null;
+  }
+
+  /** The engine stops after its current step and writes a checkpoint, so the run can be resumed. */
+  stop(): void {
+    if (this.outcome || this.stopping) return;
+    this.stopping = true;
+    this.log.info(`[${this.name}] stop requested: finishing the current step and saving a checkpoint`);
+    this.engine.requestStop();
+  }
+
+  private onEngineMessage(m: EngineMessage): void {
+    switch (m.type) {
+      case 'started': {
+        this.runDir = m.runDir;
+        const epochs = Number(m.config.epochs);
+        this.progress = {
+          step: m.startStep, epoch: Math.floor(m.startStep / Math.max(1, m.batchesPerEpoch)), epochs,
+          batch: 0, batchesPerEpoch: m.batchesPerEpoch, loss: null, knnTop1: m.initialKnnTop1, etaSeconds: null,
+        };
+        this.log.info(`[${this.name}] ${m.startStep ? `resumed at step ${m.startStep}` : 'started'}: ${m.runDir} · backend ${m.backend} · ` +
+          `${m.dataset.trainImages} train / ${m.dataset.testImages} test images · ${m.batchesPerEpoch} steps per epoch`);
+        if (m.initialKnnTop1 !== null) this.records.push({ kind: 'eval', step: m.startStep, epoch: this.progress.epoch, knnTop1: m.initialKnnTop1 });
+        this.resolveStarted(m);
+        break;
+      }
+      case 'step':
+        if (this.progress) {
+          this.progress = { ...this.progress, step: m.step, epoch: m.epoch, batch: m.batch, batchesPerEpoch: m.batchesPerEpoch, loss: m.loss };
+          this.progress.etaSeconds = this.estimateEta(m.step);
+        }
+        this.records.push({ kind: 'step', step: m.step, epoch: m.epoch, loss: m.loss, lr: m.lr });
+        this.log.trace(`[${this.name}] step ${m.step} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(3)}`);
+        break;
+      case 'epoch':
+        this.records.push({
+          kind: 'epoch', step: m.step, epoch: m.epoch, meanLoss: m.meanLoss, lr: m.lr, zStd: m.zStd, zStdReference: m.zStdReference,
+          knnTop1: m.knnTop1, imagesPerSecond: m.imagesPerSecond, seconds: m.seconds, skippedFiles: 0,
+        });
+        if (this.progress) this.progress = { ...this.progress, knnTop1: m.knnTop1 ?? this.progress.knnTop1, epochs: m.epochs };
+        this.log.info(`[${this.name}] epoch ${m.epoch}/${m.epochs} loss ${m.meanLoss.toFixed(4)} z-std ${m.zStd.toFixed(4)} ` +
+          `(1/√d ${m.zStdReference.toFixed(4)}) kNN ${m.knnTop1 === null ? 'n/a' : `${(m.knnTop1 * 100).toFixed(1)} %`} ` +
+          `${m.imagesPerSecond.toFixed(1)} img/s ${m.seconds.toFixed(1)} s`);
+        break;
+      case 'checkpoint':
+        this.log.debug(`[${this.name}] checkpoint at step ${m.step}: ${m.dir}`);
+        break;
+      case 'warning':
+        this.log.warn(`[${this.name}] ${m.message}`);
+        break;
+      case 'progress':
+        this.log.debug(`[${this.name}] ${m.task} ${m.done}/${m.total}`);
+        break;
+      case 'error':
+        this.log.error(`[${this.name}] ${m.message}`);
+        if (m.detail) this.log.debug(m.detail);
+        this.rejectStarted(new Error(m.message));
+        this.finish({ status: 'failed', runDir: this.runDir, message: m.message });
+        break;
+      case 'done':
+        this.log.info(`[${this.name}] ${m.status} at step ${m.step} (epoch ${m.epoch}): ${m.runDir}`);
+        this.finish(m.status === 'completed' ? { status: 'completed', runDir: m.runDir } : { status: 'stopped', runDir: m.runDir });
+        break;
+      case 'similarResult':
+      case 'embedResult':
+        break;
+    }
+    this.messages.fire(m);
+  }
+
+  private estimateEta(step: number): number | null {
+    const now = Date.now();
+    // Measured from the first step: start-up (scan, backend, initial kNN) is not training pace.
+    if (!this.rateOrigin) {
+      this.rateOrigin = { step, time: now };
+      return null;
+    }
+    const progress = this.progress!;
+    const stepsDone = step - this.rateOrigin.step;
+    if (stepsDone <= 0) return null;
+    const secondsPerStep = (now - this.rateOrigin.time) / 1000 / stepsDone;
+    return Math.max(0, (progress.epochs * progress.batchesPerEpoch - step) * secondsPerStep);
+  }
+
+  private finish(outcome: SessionOutcome): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    this.rejectStarted(new Error(outcome.status === 'failed' ? outcome.message : `The run ${outcome.status} before it started.`));
+    this.resolveFinished(outcome);
+    this.engine.dispose();
+    // Subscribers see the last message first (fired after this returns), then the emitter goes.
+    setTimeout(() => this.messages.dispose(), 0);
+  }
+}
+
+export interface TrainOptions {
+  folder: string;
+  preset: PresetName;
+  overrides: Record<string, unknown>;
+  /** Parent of run folders; default <folder>/.simsiam/runs. */
+  runsDir?: string;
+  name?: string;
+}
+
+function canonicalFolder(folder: string): string {
+  const resolved = path.resolve(folder);
+  try {
+    return fs.realpathSync(resolved);
+  } catch {
+    return resolved;
+  }
+}
+
+export class TrainingManager implements vscode.Disposable {
+  private readonly sessions = new Set<TrainingSession>();
+  private readonly changes = new vscode.EventEmitter<TrainingSession>();
+  private readonly messages = new vscode.EventEmitter<{ session: TrainingSession; message: EngineMessage }>();
+
+  /** A session started, reported progress or ended. */
+  readonly onDidChange = this.changes.event;
+  /** Every engine message of every session. */
+  readonly onMessage = this.messages.event;
+
+  constructor(private readonly launch: EngineLauncher, private readonly log: vscode.LogOutputChannel) {}
+
+  get active(): TrainingSession[] {
+    return [...this.sessions];
+  }
+
+  sessionForRun(runDir: string): TrainingSession | undefined {
+    const wanted = path.resolve(runDir);
+    return this.active.find((s) => s.runDir !== undefined && path.resolve(s.runDir) === wanted);
+  }
+
+  sessionForFolder(folder: string): TrainingSession | undefined {
+    const wanted = canonicalFolder(folder);
+    return this.active.find((s) => s.datasetRoot === wanted);
+  }
+
+  /** Starts a new run; refuses a folder that is already training in this window. */
+  train(options: TrainOptions): TrainingSession {
+    const folder = canonicalFolder(options.folder);
+    if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
+      throw new TrainingRequestError(`${folder} is not a folder.`);
+    }
+    const busy = this.sessionForFolder(folder);
+    if (busy) {
+      throw new TrainingRequestError(`${path.basename(folder)} is already training (${busy.runDir ?? 'starting'}). ` +
+        'Stop that run first, or wait for it to finish.');
+    }
+    // Checked here too, so a bad setting is reported before a process starts.
+    resolveConfig(options.preset, options.overrides);
+    const name = options.name ?? path.basename(folder);
+    const engine = this.launch(name);
+    const session = new TrainingSession(folder, name, engine, undefined, this.log);
+    this.adopt(session);
+    engine.send({ type: 'train', folder, preset: options.preset, overrides: options.overrides, runsDir: options.runsDir ?? defaultRunsDir(folder), name: options.name });
+    return session;
+  }
+
+  /** Continues a stopped or interrupted run (or extends a finished one to `epochs`). */
+  resume(runDir: string, epochs?: number): TrainingSession {
+    const resolvedRun = path.resolve(runDir);
+    const record = readRun(resolvedRun);
+    if (this.sessionForRun(resolvedRun)) throw new TrainingRequestError(`${record.name} is already training in this window.`);
+    const folder = canonicalFolder(record.dataset.root);
+    const busy = this.sessionForFolder(folder);
+    if (busy) {
+      throw new TrainingRequestError(`${path.basename(folder)} is already training (${busy.runDir ?? 'starting'}): ` +
+        'one run per folder at a time. Stop it first.');
+    }
+    const engine = this.launch(record.name);
+    const session = new TrainingSession(folder, record.name, engine, resolvedRun, this.log);
+    this.adopt(session);
+    engine.send({ type: 'resume', runDir: resolvedRun, epochs });
+    return session;
+  }
+
+  private adopt(session: TrainingSession): void {
+    this.sessions.add(session);
+    void vscode.commands.executeCommand('setContext', 'simsiam.trainingActive', true);
+    session.onMessage((message) => {
+      this.messages.fire({ session, message });
+      if (message.type !== 'progress') this.changes.fire(session);
+    });
+    void session.finished.then(() => {
+      this.sessions.delete(session);
+      void vscode.commands.executeCommand('setContext', 'simsiam.trainingActive', this.sessions.size > 0);
+      this.changes.fire(session);
+    });
+    this.changes.fire(session);
+  }
+
+  /** Window closing: every run stops with a checkpoint (the engines exit after saving). */
+  dispose(): void {
+    for (const session of this.sessions) session.stop();
+    this.changes.dispose();
+    this.messages.dispose();
+  }
+}

@@ -1,0 +1,53 @@
+// Every path a webview sends is untrusted: a compromised or buggy panel script must not be able
+// to make the extension open, read or reveal a file outside the run's dataset. A path is accepted
+// only if, taken literally (never URL-decoded), it names an existing image file whose real
+// location — after following every symlink — lies inside the dataset root's real location.
+import * as fs from 'fs';
+import * as path from 'path';
+
+/** Image formats the engine reads (src/training/dataset.ts keeps the authoritative list). */
+export const IMAGE_FILE_PATTERN = /\.(jpe?g|png|webp|gif|tiff?|bmp)$/i;
+
+/** Formats a browser shows in an <img>; TIFF thumbnails are left blank. */
+export const BROWSER_IMAGE_PATTERN = /\.(jpe?g|png|webp|gif|bmp)$/i;
+
+export class UnsafePathError extends Error {}
+
+function isInside(root: string, candidate: string): boolean {
+  const relative = path.relative(root, candidate);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/**
+ * Resolves `requested` (relative to `root`, or absolute) to the real path of an image file inside
+ * `root`. Throws UnsafePathError with the reason otherwise.
+ */
+export function resolveDatasetImage(root: string, requested: string): string {
+  if (typeof requested !== 'string' || requested.length === 0) throw new UnsafePathError('empty path');
+  if (requested.includes('\0')) throw new UnsafePathError('path contains a NUL character');
+  const lexical = path.resolve(root, requested);
+  if (!isInside(path.resolve(root), lexical)) throw new UnsafePathError(`${requested} lies outside the dataset`);
+  let realRoot: string;
+  let realTarget: string;
+  try {
+    realRoot = fs.realpathSync(root);
+    realTarget = fs.realpathSync(lexical);
+  } catch {
+    throw new UnsafePathError(`${requested} does not exist in the dataset`);
+  }
+  if (!isInside(realRoot, realTarget)) throw new UnsafePathError(`${requested} points outside the dataset`);
+  if (!fs.statSync(realTarget).isFile() || !IMAGE_FILE_PATTERN.test(realTarget)) {
+    throw new UnsafePathError(`${requested} is not an image file`);
+  }
+  return realTarget;
+}
+
+/** The dataset-relative, '/'-separated form the panel uses to name an image. */
+export function datasetRelativePath(root: string, absolute: string): string {
+  return path.relative(root, absolute).split(path.sep).join('/');
+}
+
+/** True when `file` lies inside `root` (lexically; used to match images to the runs that cover them). */
+export function isPathInside(root: string, file: string): boolean {
+  return isInside(path.resolve(root), path.resolve(file));
+}
