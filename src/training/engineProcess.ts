@@ -1,0 +1,82 @@
+// Entry point of the engine child process (child_process.fork). It answers host messages one at a
+// time — train, resume, embed, similar — and a stop request at any time. It exits when the host
+// disconnects. Every failure reaches the host as an `error` message with its cause, never silence.
+import { parseHostMessage, message, ProtocolError, type EngineMessage, type HostMessage } from './protocol';
+import { StopSignal, startTraining, resumeTraining } from './trainer';
+import { handleRetrievalRequest } from './retrieval/service';
+
+function send(msg: EngineMessage): void {
+  process.send?.(msg);
+}
+
+function reportError(error: unknown): void {
+  const err = error instanceof Error ? error : new Error(String(error));
+  send(message({ type: 'error', message: err.message, detail: err.stack }));
+}
+
+let stop = new StopSignal();
+let queue: Promise<void> = Promise.resolve();
+
+async function handle(request: HostMessage): Promise<void> {
+  switch (request.type) {
+    case 'train':
+      await startTraining(request, send, stop);
+      break;
+    case 'resume':
+      await resumeTraining(request, send, stop);
+      break;
+    case 'embed':
+    case 'similar':
+      await handleRetrievalRequest(request, send);
+      break;
+    case 'stop':
+      break; // handled on receipt, so it can interrupt a running request
+  }
+}
+
+process.on('message', (raw) => {
+  let request: HostMessage;
+  try {
+    request = parseHostMessage(raw);
+  } catch (error) {
+    if (error instanceof ProtocolError) {
+      send(message({ type: 'warning', message: `Ignored an invalid request: ${error.message}` }));
+      return;
+    }
+    throw error;
+  }
+  if (request.type === 'stop') {
+    stop.request();
+    return;
+  }
+  queue = queue.then(async () => {
+    stop = new StopSignal();
+    try {
+      await handle(request);
+    } catch (error) {
+      reportError(error);
+    }
+  });
+});
+
+// Stop gracefully on SIGTERM/SIGINT (window closed, system shutdown): checkpoint, then exit.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    stop.request();
+    void queue.then(() => process.exit(0));
+  });
+}
+
+process.on('disconnect', () => {
+  stop.request();
+  void queue.then(() => process.exit(0));
+});
+
+process.on('uncaughtException', (error) => {
+  reportError(error);
+  process.exit(1);
+});
+process.on('unhandledRejection', (error) => {
+  reportError(error);
+  process.exit(1);
+});

@@ -1,0 +1,300 @@
+// The SimSiam training loop: dataset → two views → f, h → symmetric loss → SGD, with monitors,
+// metrics, checkpoints and a graceful stop. It reports through the protocol's messages only, so
+// the extension (via engineProcess) and the CLI drive the same code.
+import * as path from 'path';
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs';
+import { resolveConfig, type PresetName, type TrainConfig } from './config';
+import { selectBackend } from './backend';
+import { scanDataset, type DatasetScan, type ImageRecord } from './dataset';
+import { TwoViewLoader, loadEvalBatch } from './batchLoader';
+import { defaultAugmentConfig } from './augment';
+import { buildSimSiam, forward } from './model/simsiam';
+import { PREDICTOR_PREFIX } from './model/heads';
+import { simsiamLoss, l2Normalize } from './loss';
+import { collapseStd, knnAccuracy } from './monitor';
+import { SgdMomentum, type ParameterGroup } from './optimizer';
+import { learningRates } from './schedule';
+import { loadCheckpoint, saveCheckpoint, readCheckpointPointer } from './checkpoint';
+import {
+  createRunDir, defaultRunsDir, MetricsLog, readRun, readStatus, writeJsonAtomic, writeStatus, RUN_FILE,
+  type RunRecord,
+} from './runStore';
+import {
+  message, type DoneMessage, type EngineMessage, type ResumeRequest, type TrainRequest, type DatasetSummary,
+} from './protocol';
+
+export type Emit = (message: EngineMessage) => void;
+
+/** Set by a stop request; the loop finishes the current step, checkpoints and returns. */
+export class StopSignal {
+  requested = false;
+  request(): void {
+    this.requested = true;
+  }
+}
+
+/** Features used for evaluation come from this many images at a time. */
+const EVAL_BATCH = 256;
+
+// ImageNet statistics: the official recipe normalises with them, and a folder of arbitrary images
+// has no better prior before it is scanned.
+const MEAN: [number, number, number] = [0.485, 0.456, 0.406];
+const STD: [number, number, number] = [0.229, 0.224, 0.225];
+
+interface Parameter { name: string; variable: tf.Variable }
+
+export class TrainingError extends Error {}
+
+export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, emit: Emit, stop: StopSignal): Promise<DoneMessage> {
+  const folder = path.resolve(request.folder);
+  const config = resolveConfig(request.preset as PresetName, request.overrides);
+  const runsDir = path.resolve(request.runsDir ?? defaultRunsDir(folder));
+  const dataset = await scanForTraining(folder, runsDir, config);
+  const backend = await selectBackend(config.backend);
+
+  const { dir, id } = createRunDir(runsDir, request.name ?? `${config.preset}-${path.basename(folder)}`);
+  const record: RunRecord = {
+    id, name: request.name ?? path.basename(folder), createdAt: new Date().toISOString(), config,
+    dataset: summarise(dataset), backend: backend.detail,
+  };
+  writeJsonAtomic(path.join(dir, RUN_FILE), record);
+  const model = buildSimSiam(config);
+  return runLoop({ runDir: dir, record, dataset, model, optimizerState: null, startStep: 0, emit, stop });
+}
+
+export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>, emit: Emit, stop: StopSignal): Promise<DoneMessage> {
+  const runDir = path.resolve(request.runDir);
+  if (!fs.existsSync(path.join(runDir, RUN_FILE))) {
+    throw new TrainingError(`${runDir} is not a SimSiam run folder (no ${RUN_FILE}): pass a folder under .simsiam/runs/.`);
+  }
+  const status = readStatus(runDir);
+  if (status.status === 'running') {
+    throw new TrainingError(`Run ${runDir} is still training (process ${status.pid}): stop it before resuming.`);
+  }
+  const record = readRun(runDir);
+  const config: TrainConfig = request.epochs ? { ...record.config, epochs: request.epochs } : record.config;
+  if (!readCheckpointPointer(runDir)) {
+    throw new TrainingError(`Run ${runDir} has no checkpoint yet (it stopped before its first one): start a new run instead.`);
+  }
+  const dataset = await scanForTraining(record.dataset.root, path.dirname(runDir), config);
+  const backend = await selectBackend(config.backend);
+  const checkpoint = await loadCheckpoint(runDir);
+  if (!checkpoint) throw new TrainingError(`Run ${runDir}: its checkpoint could not be read.`);
+  const updated: RunRecord = { ...record, config, backend: backend.detail };
+  writeJsonAtomic(path.join(runDir, RUN_FILE), updated);
+  return runLoop({
+    runDir, record: updated, dataset, model: checkpoint.model, optimizerState: checkpoint.optimizerState,
+    startStep: checkpoint.step, emit, stop,
+  });
+}
+
+async function scanForTraining(folder: string, runsDir: string, config: TrainConfig): Promise<DatasetScan> {
+  const dataset = await scanDataset(folder, { excludeDirs: [runsDir], testFraction: config.testFraction, seed: config.seed });
+  if (dataset.train.length < config.batchSize) {
+    throw new TrainingError(
+      `${folder} has ${dataset.train.length} training image${dataset.train.length === 1 ? '' : 's'}, fewer than one ` +
+      `batch of ${config.batchSize}: add images or lower the batch size (--batch).`);
+  }
+  return dataset;
+}
+
+function summarise(dataset: DatasetScan): DatasetSummary {
+  return { root: dataset.root, trainImages: dataset.train.length, testImages: dataset.test.length, classes: dataset.classes };
+}
+
+interface LoopInput {
+  runDir: string;
+  record: RunRecord;
+  dataset: DatasetScan;
+  model: tf.LayersModel;
+  optimizerState: Record<string, tf.Tensor> | null;
+  startStep: number;
+  emit: Emit;
+  stop: StopSignal;
+}
+
+async function runLoop(input: LoopInput): Promise<DoneMessage> {
+  const { runDir, record, dataset, model, emit, stop } = input;
+  const config = record.config;
+  const parameters: Parameter[] = model.trainableWeights.map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
+  const optimizer = new SgdMomentum(config.momentum, config.weightDecay);
+  if (input.optimizerState) {
+    optimizer.loadBuffers(parameters.map((p) => p.variable), parameters.map((p) => {
+      const saved = input.optimizerState![p.name];
+      if (!saved) throw new TrainingError(`Checkpoint of ${runDir} has no optimizer state for ${p.name}.`);
+      return saved;
+    }));
+    tf.dispose(Object.values(input.optimizerState));
+  }
+  const predictorVariables = parameters.filter((p) => p.name.startsWith(PREDICTOR_PREFIX)).map((p) => p.variable);
+  const encoderVariables = parameters.filter((p) => !p.name.startsWith(PREDICTOR_PREFIX)).map((p) => p.variable);
+  const allVariables = parameters.map((p) => p.variable);
+
+  const loader = new TwoViewLoader(dataset.train, {
+    augment: defaultAugmentConfig(config.imageSize, MEAN, STD), batchSize: config.batchSize, seed: config.seed,
+    maxCachedImages: config.maxCachedImages,
+    onWarning: (w) => emit(message({ type: 'warning', message: `Skipped ${w.file}: ${w.reason}`, file: w.file })),
+  });
+  const batchesPerEpoch = loader.batchesPerEpoch();
+  const metrics = new MetricsLog(runDir);
+  metrics.rewindTo(input.startStep);
+  const size = config.imageSize;
+  let step = input.startStep;
+  let epoch = Math.floor(step / batchesPerEpoch);
+  const labelled = dataset.classes.length > 1 && dataset.test.length > 0;
+  const setStatus = (status: 'running' | 'completed' | 'stopped' | 'failed', messageText?: string) =>
+    writeStatus(runDir, { status, step, epoch, pid: status === 'running' ? process.pid : undefined, message: messageText });
+
+  setStatus('running');
+  const checkpoint = async () => {
+    const buffers = optimizer.bufferValues(allVariables);
+    const state = Object.fromEntries(parameters.map((p, i) => [p.name, buffers[i]]));
+    const dir = await saveCheckpoint(runDir, model, state, step, epoch);
+    emit(message({ type: 'checkpoint', step, epoch, dir }));
+  };
+
+  try {
+    // The untrained network's kNN accuracy is the baseline the curve is read against.
+    const initialKnnTop1 = step === 0 && labelled ? await evaluateKnn(model, dataset, config) : null;
+    if (initialKnnTop1 !== null) {
+      metrics.add({ kind: 'eval', step, epoch, knnTop1: initialKnnTop1 });
+      metrics.flush();
+    }
+    emit(message({
+      type: 'started', runDir, runId: record.id, backend: record.backend, config: { ...config },
+      dataset: summarise(dataset), startStep: step, batchesPerEpoch, initialKnnTop1,
+    }));
+    while (epoch < config.epochs) {
+      const lrs = learningRates(config, epoch);
+      const groups: ParameterGroup[] = [
+        { variables: encoderVariables, lr: lrs.encoder },
+        { variables: predictorVariables, lr: lrs.predictor },
+      ];
+      const startBatch = step - epoch * batchesPerEpoch;
+      const epochStarted = Date.now();
+      let lossSum = 0;
+      let zStdSum = 0;
+      let steps = 0;
+      for await (const batch of loader.epoch(epoch, startBatch)) {
+        const count = batch.indices.length;
+        const view1 = tf.tensor4d(batch.view1, [count, size, size, 3]);
+        const view2 = tf.tensor4d(batch.view2, [count, size, size, 3]);
+        const { loss, zStd } = trainStep(model, view1, view2, allVariables, optimizer, groups);
+        tf.dispose([view1, view2]);
+        step += 1;
+        if (!Number.isFinite(loss)) {
+          const good = readCheckpointPointer(runDir);
+          const text = `Loss became ${loss} at step ${step} (epoch ${epoch + 1}): training stopped. ` +
+            (good ? `The last good checkpoint (step ${good.step}) is kept. ` : '') +
+            'Lower the learning rate (baseLr) or check the images, then start a new run or resume.';
+          step = good?.step ?? 0;
+          metrics.flush();
+          setStatus('failed', text);
+          throw new TrainingError(text);
+        }
+        lossSum += loss;
+        zStdSum += zStd;
+        steps += 1;
+        metrics.add({ kind: 'step', step, epoch, loss, lr: lrs.encoder });
+        emit(message({ type: 'step', step, epoch, batch: step - epoch * batchesPerEpoch, batchesPerEpoch, loss, lr: lrs.encoder }));
+        if (stop.requested) break;
+      }
+      const seconds = (Date.now() - epochStarted) / 1000;
+      if (stop.requested && step - epoch * batchesPerEpoch < batchesPerEpoch) {
+        metrics.flush();
+        await checkpoint();
+        setStatus('stopped');
+        return finish('stopped');
+      }
+      const knnTop1 = labelled ? await evaluateKnn(model, dataset, config) : null;
+      epoch += 1;
+      const epochRecord = {
+        epoch, epochs: config.epochs, step, meanLoss: lossSum / Math.max(1, steps), lr: lrs.encoder,
+        zStd: zStdSum / Math.max(1, steps), zStdReference: 1 / Math.sqrt(config.projectorDim), knnTop1,
+        imagesPerSecond: (steps * config.batchSize) / Math.max(seconds, 1e-9), seconds,
+      };
+      metrics.add({ kind: 'epoch', ...epochRecord, skippedFiles: loader.skippedFiles().length });
+      metrics.flush();
+      emit(message({ type: 'epoch', ...epochRecord }));
+      if (epochRecord.zStd < config.collapseWarnFraction * epochRecord.zStdReference) {
+        emit(message({
+          type: 'warning',
+          message: `Collapse warning: z-std ${epochRecord.zStd.toFixed(4)} is below ${config.collapseWarnFraction} × 1/√d ` +
+            `(${epochRecord.zStdReference.toFixed(4)}). The outputs are becoming constant; check the lr and augmentations.`,
+        }));
+      }
+      await checkpoint();
+      setStatus(epoch < config.epochs ? 'running' : 'completed');
+      if (stop.requested) {
+        setStatus('stopped');
+        return finish('stopped');
+      }
+    }
+    return finish('completed');
+  } catch (error) {
+    if (!(error instanceof TrainingError)) setStatus('failed', (error as Error).message);
+    throw error;
+  } finally {
+    await loader.close();
+    optimizer.dispose();
+    model.dispose();
+  }
+
+  function finish(status: 'completed' | 'stopped'): DoneMessage {
+    const done: DoneMessage = message({ type: 'done', status, step, epoch, runDir });
+    emit(done);
+    return done;
+  }
+}
+
+/** One SGD step on a pair of views; returns the loss and the collapse monitor of this batch. */
+export function trainStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
+  optimizer: SgdMomentum, groups: ParameterGroup[]): { loss: number; zStd: number } {
+  let zStd: tf.Scalar | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const a = forward(model, view1, true);
+    const b = forward(model, view2, true);
+    zStd = tf.keep(collapseStd(a.z));
+    return simsiamLoss(a.p, b.p, a.z, b.z);
+  }, variables);
+  optimizer.step(groups, grads);
+  const both = tf.stack([value, zStd!]);
+  const [loss, std] = both.dataSync();
+  tf.dispose([value, zStd!, both, ...Object.values(grads)]);
+  return { loss, zStd: std };
+}
+
+/** l2-normalised backbone features of the deterministic (centre) view, in eval mode. */
+export async function embedRecords(model: tf.LayersModel, records: ImageRecord[], size: number,
+  onProgress?: (done: number) => void): Promise<{ features: tf.Tensor2D; kept: number[] }> {
+  const chunks: tf.Tensor2D[] = [];
+  const kept: number[] = [];
+  for (let start = 0; start < records.length; start += EVAL_BATCH) {
+    const slice = records.slice(start, start + EVAL_BATCH);
+    const batch = await loadEvalBatch(slice, size, MEAN, STD);
+    if (batch.kept.length) {
+      chunks.push(tf.tidy(() => {
+        const images = tf.tensor4d(batch.pixels, [batch.kept.length, size, size, 3]);
+        return l2Normalize(forward(model, images, false).features);
+      }));
+      kept.push(...batch.kept.map((i) => start + i));
+    }
+    onProgress?.(Math.min(records.length, start + EVAL_BATCH));
+  }
+  const features = chunks.length ? tf.concat(chunks) as tf.Tensor2D : tf.zeros([0, 1]) as tf.Tensor2D;
+  tf.dispose(chunks);
+  return { features, kept };
+}
+
+async function evaluateKnn(model: tf.LayersModel, dataset: DatasetScan, config: TrainConfig): Promise<number> {
+  const bank = await embedRecords(model, dataset.train, config.imageSize);
+  const queries = await embedRecords(model, dataset.test, config.imageSize);
+  const labelsOf = (records: ImageRecord[], kept: number[]) => Int32Array.from(kept, (i) => records[i].label ?? -1);
+  try {
+    return await knnAccuracy(bank.features, labelsOf(dataset.train, bank.kept), queries.features,
+      labelsOf(dataset.test, queries.kept), { k: config.knnK, temperature: config.knnTemperature, classes: dataset.classes.length });
+  } finally {
+    tf.dispose([bank.features, queries.features]);
+  }
+}
