@@ -48,5 +48,5 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     vscode.workspace.onDidGrantWorkspaceTrust(() => view.refresh()),
   );
   // On shutdown the disposables stop running trainings (each saves a checkpoint) and close the engines.
-  return createApi(commands, view, panels, statusBar);
+  return createApi(commands, training, view, panels, statusBar);
 }

@@ -2,11 +2,11 @@
 // other extensions. Nothing here bypasses a check the commands make (trust, one run per folder).
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { Neighbour, RunStatus } from '../training/protocol';
+import type { EngineMessage, Neighbour, RunStatus } from '../training/protocol';
 import type { GalleryRenderedReport, RenderedReport } from '../webview/protocol';
 import type { Commands, TrainChoices } from './commands';
 import type { ExperimentsView } from './experimentsView';
-import type { SessionOutcome, TrainingSession } from './training';
+import type { SessionOutcome, TrainingManager, TrainingSession } from './training';
 import type { TrainingStatusBar } from './trainingUi';
 import type { ExperimentPanels } from '../webview/panel';
 
@@ -41,6 +41,8 @@ export interface SimSiamApi {
   /** Waits until the run's panel reports something that satisfies `test` (chart or gallery). */
   waitForPanel(runDir: string, test: (probe: PanelProbe) => boolean, timeoutMs?: number): Promise<PanelProbe>;
   statusBarText(): string;
+  /** Every engine message of the trainings this window runs, with the run's folder once known. */
+  onTrainingMessage(listener: (runDir: string | undefined, message: EngineMessage) => void): vscode.Disposable;
 }
 
 async function started(session: TrainingSession | undefined, what: string): Promise<StartedRun> {
@@ -49,7 +51,8 @@ async function started(session: TrainingSession | undefined, what: string): Prom
   return { runDir: message.runDir, finished: session.finished };
 }
 
-export function createApi(commands: Commands, view: ExperimentsView, panels: ExperimentPanels, statusBar: TrainingStatusBar): SimSiamApi {
+export function createApi(commands: Commands, training: TrainingManager, view: ExperimentsView, panels: ExperimentPanels,
+  statusBar: TrainingStatusBar): SimSiamApi {
   const probe = (runDir: string): PanelProbe | undefined => {
     const panel = panels.get(runDir);
     return panel && { posted: Object.fromEntries(panel.posted), rendered: panel.lastRendered, gallery: panel.lastGallery };
@@ -81,5 +84,6 @@ export function createApi(commands: Commands, view: ExperimentsView, panels: Exp
       }
     },
     statusBarText: () => statusBar.text,
+    onTrainingMessage: (listener) => training.onMessage(({ session, message }) => listener(session.runDir, message)),
   };
 }

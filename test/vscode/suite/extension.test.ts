@@ -1,0 +1,148 @@
+// Extension-host tests: the real extension in a real VS Code (code-server offline, or desktop VS
+// Code through @vscode/test-electron), training real runs in forked engine processes on tiny
+// generated folders. Run: npm run test:vscode
+import * as assert from 'assert';
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { SimSiamApi } from '../../../src/host/api';
+import type { MetricRecord, StatusRecord } from '../../../src/training/runStore';
+import { makeFolderWithDuplicate, makeLabelledFolder } from './fixtures';
+
+const EXTENSION_ID = 'simsiam-lab.simsiam-lab';
+/** Small enough to train in seconds on a CPU with the wasm backend. */
+const TINY = { epochs: 1, batchSize: 8, imageSize: 16 };
+
+function workspaceRoot(): string {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  assert.ok(folder, 'the test window must open a workspace folder');
+  return folder.uri.fsPath;
+}
+
+function readStatusFile(runDir: string): StatusRecord {
+  return JSON.parse(fs.readFileSync(path.join(runDir, 'status.json'), 'utf8')) as StatusRecord;
+}
+
+function readMetricsFile(runDir: string): MetricRecord[] {
+  return fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MetricRecord);
+}
+
+describe('SimSiam extension', function () {
+  this.timeout(180_000);
+  let api: SimSiamApi;
+
+  before(async () => {
+    const extension = vscode.extensions.getExtension<SimSiamApi>(EXTENSION_ID);
+    assert.ok(extension, `${EXTENSION_ID} is not installed in the test window`);
+    api = await extension.activate();
+  });
+
+  it('registers every command it contributes', async () => {
+    const contributed = (vscode.extensions.getExtension(EXTENSION_ID)!.packageJSON.contributes.commands as { command: string }[])
+      .map((c) => c.command);
+    for (const required of ['simsiam.trainFolder', 'simsiam.stopTraining', 'simsiam.resumeTraining', 'simsiam.openExperiment',
+      'simsiam.findSimilar', 'simsiam.deleteExperiment']) {
+      assert.ok(contributed.includes(required), `${required} is not contributed`);
+    }
+    const registered = new Set(await vscode.commands.getCommands(true));
+    const missing = contributed.filter((command) => !registered.has(command));
+    assert.deepStrictEqual(missing, [], `contributed but not registered: ${missing.join(', ')}`);
+  });
+
+  it('trains a folder for one epoch: the view shows it done and the panel drew its metrics', async () => {
+    const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'train-once'), 24, 1);
+    const started = Date.now();
+    const run = await api.trainFolder(folder, { preset: 'tiny', overrides: TINY });
+    assert.strictEqual(path.dirname(run.runDir), path.join(fs.realpathSync(folder), '.simsiam', 'runs'));
+    const outcome = await run.finished;
+    assert.strictEqual(outcome.status, 'completed', JSON.stringify(outcome));
+    console.log(`      one-epoch run trained in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    const status = readStatusFile(run.runDir);
+    assert.strictEqual(status.status, 'completed');
+    assert.strictEqual(status.epoch, 1);
+    const steps = readMetricsFile(run.runDir).filter((r) => r.kind === 'step');
+    assert.ok(steps.length >= 2, `expected at least 2 steps, got ${steps.length}`);
+
+    const row = api.experiments().find((r) => r.runDir === run.runDir);
+    assert.ok(row, 'the Experiments view does not list the run');
+    assert.strictEqual(row.status, 'completed');
+    assert.match(row.description, /epoch 1\/1/);
+    assert.match(row.description, /loss -?\d/);
+
+    // The panel opened when the run started; what it reports back is what its charts show.
+    const panel = await api.waitForPanel(run.runDir, (p) => p.rendered?.stepPoints === steps.length && p.rendered.epochPoints === 1);
+    assert.ok((panel.posted.init ?? 0) >= 1, 'the panel never received its initial history');
+  });
+
+  it('refuses a second training of a folder that is training, stops mid-run with a checkpoint, and resumes to the end', async () => {
+    const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'stop-resume'), 64, 100);
+    const overrides = { ...TINY, epochs: 4 };
+    let batchesPerEpoch = 0;
+    const firstStep = new Promise<void>((resolve) => {
+      const subscription = api.onTrainingMessage((_, message) => {
+        if (message.type === 'started') batchesPerEpoch = message.batchesPerEpoch;
+        if (message.type === 'step') {
+          subscription.dispose();
+          resolve();
+        }
+      });
+    });
+    const run = await api.trainFolder(folder, { preset: 'tiny', overrides });
+    await assert.rejects(api.trainFolder(folder, { preset: 'tiny', overrides }), /did not start/);
+    await firstStep;
+    await api.stopRun(run.runDir);
+    const stopped = await run.finished;
+    assert.strictEqual(stopped.status, 'stopped', JSON.stringify(stopped));
+
+    const pointer = JSON.parse(fs.readFileSync(path.join(run.runDir, 'checkpoint.json'), 'utf8')) as { step: number; dir: string };
+    assert.ok(fs.existsSync(path.join(run.runDir, pointer.dir, 'model.json')), 'the checkpoint has no model');
+    const stoppedStatus = readStatusFile(run.runDir);
+    assert.strictEqual(stoppedStatus.status, 'stopped');
+    assert.strictEqual(stoppedStatus.step, pointer.step);
+    assert.ok(pointer.step < overrides.epochs * batchesPerEpoch, `stopped at step ${pointer.step}: the run had already finished`);
+    const row = api.experiments().find((r) => r.runDir === run.runDir);
+    assert.strictEqual(row?.status, 'stopped');
+    assert.match(row.contextValue, /resumable/);
+
+    const resumed = await api.resumeRun(run.runDir);
+    assert.strictEqual(resumed.runDir, run.runDir);
+    const outcome = await resumed.finished;
+    assert.strictEqual(outcome.status, 'completed', JSON.stringify(outcome));
+    const final = readStatusFile(run.runDir);
+    assert.strictEqual(final.status, 'completed');
+    assert.strictEqual(final.epoch, overrides.epochs);
+    const steps = readMetricsFile(run.runDir).filter((r) => r.kind === 'step').map((r) => r.step);
+    assert.deepStrictEqual(steps, Array.from({ length: final.step }, (_, i) => i + 1), 'the resumed history has gaps or repeats');
+    assert.strictEqual(api.experiments().find((r) => r.runDir === run.runDir)?.status, 'completed');
+  });
+
+  it('finds the planted duplicate first and shows it in the gallery', async () => {
+    const folder = path.join(workspaceRoot(), 'duplicates');
+    const { query, duplicate } = await makeFolderWithDuplicate(folder, 30, 500);
+    const run = await api.trainFolder(folder, { preset: 'tiny', overrides: TINY });
+    assert.strictEqual((await run.finished).status, 'completed');
+
+    const result = await api.findSimilar(query);
+    assert.ok(result, 'Find Similar returned nothing');
+    assert.strictEqual(result.runDir, run.runDir);
+    assert.ok(result.neighbours.length > 1);
+    assert.strictEqual(fs.realpathSync(result.neighbours[0].path), fs.realpathSync(duplicate),
+      `nearest: ${result.neighbours.slice(0, 3).map((n) => `${path.basename(n.path)} ${n.score.toFixed(4)}`).join(', ')}`);
+    assert.ok(result.neighbours[0].score > 0.999, `a byte-identical copy should score 1, got ${result.neighbours[0].score}`);
+    assert.ok(result.neighbours.every((n) => path.resolve(n.path) !== path.resolve(query)), 'the query is its own neighbour');
+
+    const panel = await api.waitForPanel(run.runDir, (p) => p.gallery?.query === 'query.png' && p.gallery.loaded === p.gallery.images);
+    assert.strictEqual(panel.gallery!.images, result.neighbours.length + 1);
+  });
+
+  it('deletes an experiment and drops it from the view', async () => {
+    const runs = api.experiments();
+    assert.ok(runs.length >= 3, `expected the runs of the tests above, found ${runs.length}`);
+    const victim = runs[runs.length - 1].runDir;
+    assert.strictEqual(await api.deleteExperiment(victim), true);
+    assert.ok(!fs.existsSync(victim), 'the run folder is still there');
+    assert.ok(!api.experiments().some((r) => r.runDir === victim), 'the view still lists the deleted run');
+    assert.strictEqual(api.panel(victim), undefined, 'the panel of the deleted run is still open');
+  });
+});
