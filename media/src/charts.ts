@@ -63,6 +63,10 @@ interface SeriesSpec { label: string; color: number; dash?: number[]; points?: b
 
 interface ChartSpec {
   id: string;
+  /** Shown while the chart has no points; default "Waiting for data…". */
+  emptyNote?: string;
+  /** Fixed y range (e.g. 0–100 % for accuracy); default: fitted to the data. */
+  yRange?: [number, number];
   title: string;
   xLabel: string;
   yLabel: string;
@@ -93,7 +97,7 @@ class Chart {
     this.plotHost.className = 'plot';
     this.empty = document.createElement('p');
     this.empty.className = 'empty';
-    this.empty.textContent = EMPTY_NOTE;
+    this.empty.textContent = spec.emptyNote ?? EMPTY_NOTE;
     this.card.append(header, this.plotHost, this.empty);
     parent.append(this.card);
   }
@@ -103,12 +107,16 @@ class Chart {
     this.plot?.destroy();
     const axis = (label: string): uPlot.Axis => ({
       label, stroke: colors.text, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid, width: 1 },
-      labelSize: 18, size: 48,
+      labelSize: 18, size: 56, values: tickLabels,
     });
     this.plot = new uPlot({
       width: this.width(),
       height: 190,
-      scales: { x: { time: false } },
+      scales: {
+        // A lone point (the first step, or epoch 0's kNN) gets a unit-wide axis rather than uPlot's 0–100.
+        x: { time: false, range: (_u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) },
+        ...(this.spec.yRange ? { y: { range: this.spec.yRange } } : {}),
+      },
       legend: { show: true, live: true },
       cursor: { drag: { x: true, y: false } },
       axes: [axis(this.spec.xLabel), axis(this.spec.yLabel)],
@@ -141,6 +149,14 @@ class Chart {
   private width(): number {
     return Math.max(220, this.plotHost.clientWidth || this.card.clientWidth - 24);
   }
+}
+
+/** Tick labels with as many decimals as the tick spacing needs (z-std moves in the 4th decimal, lr in the 5th). */
+function tickLabels(_u: uPlot, splits: number[]): string[] {
+  const spacing = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : Math.abs(splits[0] ?? 1);
+  if (spacing > 0 && spacing < 1e-4) return splits.map((v) => v.toExponential(1));
+  const decimals = spacing > 0 ? Math.min(6, Math.max(0, Math.ceil(-Math.log10(spacing) - 1e-9))) : 2;
+  return splits.map((v) => v.toFixed(decimals));
 }
 
 /** Values of `points` placed on the sorted x grid `xs` (null where a series has no point). */
@@ -190,7 +206,8 @@ export class ChartBoard {
         data: (s) => [s.epochs.map((r) => r.epoch), s.epochs.map((r) => r.zStd), s.epochs.map((r) => r.zStdReference)],
       },
       {
-        id: 'knn', title: 'kNN top-1 accuracy', xLabel: 'epoch', yLabel: '%',
+        id: 'knn', title: 'kNN top-1 accuracy', xLabel: 'epoch', yLabel: '%', yRange: [0, 100],
+        emptyNote: 'Measured after each epoch when the folder has class subfolders (labels are used for this monitor only).',
         series: [{ label: 'kNN top-1 %', color: 3, points: true }],
         data: (s) => {
           const byEpoch = new Map<number, number>();

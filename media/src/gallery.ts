@@ -97,7 +97,7 @@ export class Gallery {
     caption.append(element('span', 'name', image.path.split('/').pop() ?? image.path));
     figure.append(caption);
     if (!isQuery) {
-      const again = element('button', 'again', 'Similar to this');
+      const again = element('button', 'secondary again', 'Similar to this');
       again.addEventListener('click', (event) => {
         event.stopPropagation();
         this.actions.query('path', image.path);

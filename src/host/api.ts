@@ -41,6 +41,8 @@ export interface SimSiamApi {
   /** Waits until the run's panel reports something that satisfies `test` (chart or gallery). */
   waitForPanel(runDir: string, test: (probe: PanelProbe) => boolean, timeoutMs?: number): Promise<PanelProbe>;
   statusBarText(): string;
+  /** Delivers `raw` to the run's open panel as if its webview had sent it (validation included). */
+  receiveFromWebview(runDir: string, raw: unknown): void;
   /** Every engine message of the trainings this window runs, with the run's folder once known. */
   onTrainingMessage(listener: (runDir: string | undefined, message: EngineMessage) => void): vscode.Disposable;
 }
@@ -84,6 +86,11 @@ export function createApi(commands: Commands, training: TrainingManager, view: E
       }
     },
     statusBarText: () => statusBar.text,
+    receiveFromWebview(runDir, raw) {
+      const panel = panels.get(runDir);
+      if (!panel) throw new Error(`no open panel for ${runDir}`);
+      panel.receive(raw);
+    },
     onTrainingMessage: (listener) => training.onMessage(({ session, message }) => listener(session.runDir, message)),
   };
 }

@@ -86,7 +86,7 @@ export class ExperimentPanel implements vscode.Disposable {
     panel.title = `SimSiam: ${this.record.name}`;
     panel.webview.html = this.html();
     this.disposables.push(
-      panel.webview.onDidReceiveMessage((raw) => this.onWebviewMessage(raw)),
+      panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
       panel.onDidDispose(() => this.dispose()),
       services.training.onMessage(({ session, message }) => {
         if (session.runDir && path.resolve(session.runDir) === path.resolve(runDir)) this.onEngineMessage(session, message);
@@ -206,7 +206,8 @@ export class ExperimentPanel implements vscode.Disposable {
 
   // ---- messages from the webview -------------------------------------------------------------
 
-  private onWebviewMessage(raw: unknown): void {
+  /** Handles one message from the webview: validated first, dropped and logged when malformed. */
+  receive(raw: unknown): void {
     let message: FromWebviewMessage;
     try {
       message = parseFromWebview(raw);

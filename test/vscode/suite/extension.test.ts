@@ -136,6 +136,42 @@ describe('SimSiam extension', function () {
     assert.strictEqual(panel.gallery!.images, result.neighbours.length + 1);
   });
 
+  it("overlays another run's loss curve, and drops malformed or escaping webview requests", async () => {
+    const runs = api.experiments();
+    const withSteps = runs.map((r) => ({ ...r, steps: readMetricsFile(r.runDir).filter((m) => m.kind === 'step').length }));
+    const [shown, other] = [withSteps[0], withSteps.find((r) => r.steps !== withSteps[0].steps)];
+    assert.ok(other, 'the tests above should have left runs of different lengths');
+    await api.openExperiment(shown.runDir);
+    await api.waitForPanel(shown.runDir, (p) => p.rendered?.stepPoints === shown.steps);
+
+    api.receiveFromWebview(shown.runDir, { v: 1, type: 'compare', runDir: other.runDir });
+    const compared = await api.waitForPanel(shown.runDir, (p) => p.rendered?.comparePoints === other.steps);
+    const seriesPosted = compared.posted.compareSeries;
+
+    // Not a listed run, a malformed request, another protocol version: nothing is read or sent.
+    api.receiveFromWebview(shown.runDir, { v: 1, type: 'compare', runDir: path.dirname(shown.runDir) });
+    api.receiveFromWebview(shown.runDir, { v: 1, type: 'compare' });
+    api.receiveFromWebview(shown.runDir, { v: 2, type: 'compare', runDir: other.runDir });
+    // Images outside the dataset are not opened; one inside is.
+    const datasetRoot = fs.realpathSync(path.dirname(path.dirname(path.dirname(shown.runDir))));
+    const openTabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs)
+      .map((t) => (t.input as { uri?: vscode.Uri } | undefined)?.uri?.fsPath).filter((p): p is string => Boolean(p));
+    const tabsBefore = openTabs();
+    for (const escape of ['../../etc/passwd', '/etc/passwd', '.simsiam/../../outside.png', '%2e%2e/%2e%2e/etc/passwd']) {
+      api.receiveFromWebview(shown.runDir, { v: 1, type: 'openImage', path: escape });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.strictEqual(api.panel(shown.runDir)!.posted.compareSeries, seriesPosted, 'a refused compare request was answered');
+    assert.deepStrictEqual(openTabs(), tabsBefore, 'a path outside the dataset was opened');
+
+    const wanted = path.join(datasetRoot, 'query.png');
+    assert.ok(fs.existsSync(wanted), 'the newest run should be the planted-duplicate one');
+    api.receiveFromWebview(shown.runDir, { v: 1, type: 'openImage', path: 'query.png' });
+    const deadline = Date.now() + 10_000;
+    while (!openTabs().includes(wanted) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.ok(openTabs().includes(wanted), `query.png was not opened: ${openTabs().join(', ')}`);
+  });
+
   it('deletes an experiment and drops it from the view', async () => {
     const runs = api.experiments();
     assert.ok(runs.length >= 3, `expected the runs of the tests above, found ${runs.length}`);

@@ -1,0 +1,184 @@
+// The user-level UI test: the packaged .vsix installed into a fresh VS Code (code-server), driven
+// in Chromium the way a person would. Command Palette → SimSiam: Train Folder → the panel's loss
+// chart gets points and the run finishes; right-click an image in the Explorer → Find Similar
+// Images → the gallery shows its thumbnails. Screenshots go to test-output/ui/.
+//
+// Run: npm run test:ui   (packages the .vsix first). SIMSIAM_VSCODE_HEADED=1 shows the browser.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import type { Frame, Page } from 'playwright-core';
+import { startCodeServer, type RunningCodeServer } from '../../scripts/vscode/codeServer';
+import { launchChromium } from '../../scripts/vscode/chromium';
+import { makeLabelledFolder } from '../vscode/suite/fixtures';
+
+const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const outputDir = path.join(repoRoot, 'test-output', 'ui');
+const STEP_TIMEOUT_MS = 120_000;
+
+function findVsix(): string {
+  const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
+  const file = path.join(repoRoot, `${manifest.name}-${manifest.version}-${process.platform}-${process.arch}.vsix`);
+  if (!fs.existsSync(file)) throw new Error(`${file} not found: run npm run package first`);
+  return file;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = STEP_TIMEOUT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(250);
+  }
+}
+
+/** The frame of the experiment panel's content (webviews are nested iframes). */
+async function panelFrame(page: Page): Promise<Frame | undefined> {
+  for (const frame of page.frames()) {
+    if (await frame.$('#chart-loss').catch(() => null)) return frame;
+  }
+  return undefined;
+}
+
+async function runCommand(page: Page, title: string): Promise<void> {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible' });
+  await input.fill(`>${title}`);
+  // Enter only once the row is there: an earlier Enter runs whatever was first.
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ state: 'visible' });
+  await page.keyboard.press('Enter');
+}
+
+async function acceptQuickPick(page: Page, rowText: string): Promise<void> {
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rowText }).first();
+  await row.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+  await row.click();
+}
+
+interface StepResult { name: string; ok: boolean; seconds: number; error?: string }
+
+async function main(): Promise<number> {
+  fs.mkdirSync(outputDir, { recursive: true });
+  const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'simsiam-ui-'));
+  // The workspace folder is the dataset: one subfolder per class.
+  await makeLabelledFolder(workspace, 48, 7);
+  const vsix = findVsix();
+  console.log(`installing ${path.relative(repoRoot, vsix)} (${(fs.statSync(vsix).size / 1024 / 1024).toFixed(1)} MiB)`);
+  const results: StepResult[] = [];
+  let server: RunningCodeServer | undefined;
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  const pageErrors: string[] = [];
+  try {
+    server = await startCodeServer({
+      vsixFiles: [vsix],
+      // What a person would put in their settings to train quickly on a laptop.
+      settings: { 'simsiam.epochs': 3, 'simsiam.batchSize': 8, 'simsiam.imageSize': 16, 'workbench.colorTheme': 'Default Dark Modern' },
+    });
+    browser = await launchChromium();
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /Content Security Policy|Refused to/.test(message.text())) pageErrors.push(message.text());
+    });
+    const shot = (name: string) => page.screenshot({ path: path.join(outputDir, `${name}.png`) });
+
+    const step = async (name: string, body: () => Promise<void>) => {
+      const started = Date.now();
+      try {
+        await body();
+        results.push({ name, ok: true, seconds: (Date.now() - started) / 1000 });
+        console.log(`  ✔ ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+      } catch (error) {
+        results.push({ name, ok: false, seconds: (Date.now() - started) / 1000, error: (error as Error).message });
+        console.log(`  ✘ ${name}: ${(error as Error).message}`);
+        await shot(`failed-${name.replace(/[^a-z0-9]+/gi, '-')}`).catch(() => undefined);
+        throw error;
+      }
+    };
+
+    await step('the workbench shows the SimSiam activity-bar item', async () => {
+      await page.goto(server!.workbenchUrl(workspace));
+      const item = page.locator('.activitybar .action-item a[aria-label^="SimSiam"], .activitybar .action-label[aria-label^="SimSiam"]').first();
+      await item.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+      await item.click();
+      await page.getByText('No SimSiam experiments yet', { exact: false }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
+      await shot('01-experiments-welcome');
+    });
+
+    await step('palette → SimSiam: Train Folder → workspace folder → tiny preset', async () => {
+      await runCommand(page, 'SimSiam: Train Folder');
+      await acceptQuickPick(page, path.basename(workspace));
+      await acceptQuickPick(page, 'tiny');
+    });
+
+    await step('the panel shows a loss chart with points while training', async () => {
+      const frame = await until('the experiment panel', () => panelFrame(page));
+      await until('points on the loss chart', async () => Number(await frame.getAttribute('.charts', 'data-step-points')) > 0);
+      await shot('02-training-live');
+    });
+
+    await step('the run finishes and the Experiments view lists it as completed', async () => {
+      const frame = (await panelFrame(page))!;
+      await until('the run to complete', async () => (await frame.getAttribute('#app', 'data-status')) === 'completed');
+      const points = Number(await frame.getAttribute('.charts', 'data-step-points'));
+      if (!(points >= 3)) throw new Error(`the loss chart shows ${points} points after 3 epochs`);
+      // The row's icon turns from the spinning sync to the pass check.
+      await page.locator('.pane-body .monaco-list-row', { hasText: path.basename(workspace) }).locator('.codicon-pass').first()
+        .waitFor({ timeout: STEP_TIMEOUT_MS });
+      await shot('03-trained');
+    });
+
+    await step('right-click an image in the Explorer → SimSiam: Find Similar Images', async () => {
+      await page.keyboard.press('Control+Shift+E');
+      const tree = page.locator('.explorer-folders-view');
+      await tree.waitFor({ state: 'visible' });
+      await tree.locator('.monaco-list-row', { hasText: 'warm' }).first().click();
+      const image = tree.locator('.monaco-list-row', { hasText: 'warm-000.png' }).first();
+      await image.waitFor({ state: 'visible' });
+      await image.click({ button: 'right' });
+      await sleep(300);
+      const entry = page.locator('.context-view .action-label', { hasText: 'SimSiam: Find Similar Images' }).first();
+      await entry.waitFor({ state: 'visible' });
+      await entry.click();
+    });
+
+    await step('the gallery shows the query and its neighbours as thumbnails', async () => {
+      const frame = await until('the experiment panel', () => panelFrame(page));
+      await until('the gallery of warm-000.png', async () => (await frame.getAttribute('.thumbs', 'data-query')) === 'warm/warm-000.png');
+      const loaded = await until('thumbnails to load', async () => {
+        const counts = await frame.$$eval('.thumbs img', (images) => images.map((i) => (i as HTMLImageElement).naturalWidth));
+        return counts.length > 1 && counts.every((w) => w > 0) ? counts.length : undefined;
+      });
+      const scores = await frame.$$eval('.thumbs .score', (nodes) => nodes.map((n) => n.textContent ?? ''));
+      if (!scores.slice(1).every((s) => /^-?\d\.\d{3}$/.test(s))) throw new Error(`scores look wrong: ${scores.join(', ')}`);
+      await frame.locator('#gallery').scrollIntoViewIfNeeded();
+      console.log(`    ${loaded} thumbnails, scores ${scores.slice(1, 5).join(', ')}…`);
+      await shot('04-gallery');
+    });
+
+    await step('the panel ran under its content security policy without violations', async () => {
+      if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+    });
+  } catch {
+    // the failed step was reported and photographed; the summary below counts it
+  } finally {
+    await browser?.close();
+    await server?.stop();
+    fs.rmSync(workspace, { recursive: true, force: true });
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  const expected = 7;
+  const notRun = expected - results.length;
+  console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
+  console.log(`${results.length - failed} passed, ${failed + notRun} failed`);
+  return failed + notRun === 0 ? 0 : 1;
+}
+
+main().then((code) => process.exit(code), (error) => {
+  console.error(error);
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+});
