@@ -241,7 +241,7 @@ function axisTaps(boxStart: number, boxLength: number, outSize: number, clampLo:
   return { first, count, weights, maxTaps };
 }
 
-/** Reused between calls: views are rendered one at a time, and allocating per view dominates at 32 px. */
+/** Reused between calls (views are rendered one at a time), so a view costs no allocation or garbage. */
 const scratch = {
   rows: new Float32Array(0),
   view: new Float32Array(0),
@@ -319,7 +319,10 @@ function weightedRowSum(dst: Float32Array, dstStart: number, length: number, src
   const taps = weights.length;
   let t = 0;
   for (; t + 4 <= taps; t += 4) {
-    const [w0, w1, w2, w3] = [weights[t], weights[t + 1], weights[t + 2], weights[t + 3]];
+    const w0 = weights[t];
+    const w1 = weights[t + 1];
+    const w2 = weights[t + 2];
+    const w3 = weights[t + 3];
     const s0 = srcStarts[t] - dstStart;
     const s1 = srcStarts[t + 1] - dstStart;
     const s2 = srcStarts[t + 2] - dstStart;
