@@ -67,6 +67,8 @@ export const PRESETS: Record<PresetName, TrainConfig> = {
     ...common, preset: 'imagenet', backbone: 'resnet50', widthMultiplier: 1, stem: 'imagenet', imageSize: 224,
     projectorDim: 2048, projectorLayers: 3, predictorHiddenDim: 512, batchSize: 256, epochs: 100,
     baseLr: 0.05, weightDecay: 1e-4,
+    // Decoded 224 px training images are cached at ~500 px (≈0.75 MB each): bound the cache to ~1.5 GB.
+    maxCachedImages: 2_000,
   },
 };
 

@@ -8,6 +8,7 @@ import { resolveConfig, type PresetName, type TrainConfig } from './config';
 import { selectBackend } from './backend';
 import { scanDataset, type DatasetScan, type ImageRecord } from './dataset';
 import { TwoViewLoader, loadEvalBatch } from './batchLoader';
+import { DecodedImageCache } from './imageDecode';
 import { defaultAugmentConfig } from './augment';
 import { buildSimSiam, forward } from './model/simsiam';
 import { PREDICTOR_PREFIX } from './model/heads';
@@ -99,6 +100,11 @@ async function scanForTraining(folder: string, runsDir: string, config: TrainCon
   return dataset;
 }
 
+/** The kNN monitor needs labels and held-out images. */
+function labelledFor(dataset: DatasetScan): boolean {
+  return dataset.classes.length > 1 && dataset.test.length > 0;
+}
+
 function summarise(dataset: DatasetScan): DatasetSummary {
   return { root: dataset.root, trainImages: dataset.train.length, testImages: dataset.test.length, classes: dataset.classes };
 }
@@ -137,12 +143,14 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     onWarning: (w) => emit(message({ type: 'warning', message: `Skipped ${w.file}: ${w.reason}`, file: w.file })),
   });
   const batchesPerEpoch = loader.batchesPerEpoch();
+  // The kNN monitor embeds the same images every epoch: decode them once (at the eval size).
+  const evalCache = new DecodedImageCache(labelledFor(dataset) ? config.maxCachedImages : 0, config.imageSize);
   const metrics = new MetricsLog(runDir);
   metrics.rewindTo(input.startStep);
   const size = config.imageSize;
   let step = input.startStep;
   let epoch = Math.floor(step / batchesPerEpoch);
-  const labelled = dataset.classes.length > 1 && dataset.test.length > 0;
+  const labelled = labelledFor(dataset);
   const setStatus = (status: 'running' | 'completed' | 'stopped' | 'failed', messageText?: string) =>
     writeStatus(runDir, { status, step, epoch, pid: status === 'running' ? process.pid : undefined, message: messageText });
 
@@ -156,7 +164,7 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
 
   try {
     // The untrained network's kNN accuracy is the baseline the curve is read against.
-    const initialKnnTop1 = step === 0 && labelled ? await evaluateKnn(model, dataset, config) : null;
+    const initialKnnTop1 = step === 0 && labelled ? await evaluateKnn(model, dataset, config, evalCache) : null;
     if (initialKnnTop1 !== null) {
       metrics.add({ kind: 'eval', step, epoch, knnTop1: initialKnnTop1 });
       metrics.flush();
@@ -207,7 +215,7 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
         setStatus('stopped');
         return finish('stopped');
       }
-      const knnTop1 = labelled ? await evaluateKnn(model, dataset, config) : null;
+      const knnTop1 = labelled ? await evaluateKnn(model, dataset, config, evalCache) : null;
       epoch += 1;
       const epochRecord = {
         epoch, epochs: config.epochs, step, meanLoss: lossSum / Math.max(1, steps), lr: lrs.encoder,
@@ -267,12 +275,12 @@ export function trainStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.T
 
 /** l2-normalised backbone features of the deterministic (centre) view, in eval mode. */
 export async function embedRecords(model: tf.LayersModel, records: ImageRecord[], size: number,
-  onProgress?: (done: number) => void): Promise<{ features: tf.Tensor2D; kept: number[] }> {
+  onProgress?: (done: number) => void, cache?: DecodedImageCache): Promise<{ features: tf.Tensor2D; kept: number[] }> {
   const chunks: tf.Tensor2D[] = [];
   const kept: number[] = [];
   for (let start = 0; start < records.length; start += EVAL_BATCH) {
     const slice = records.slice(start, start + EVAL_BATCH);
-    const batch = await loadEvalBatch(slice, size, MEAN, STD);
+    const batch = await loadEvalBatch(slice, size, MEAN, STD, cache);
     if (batch.kept.length) {
       chunks.push(tf.tidy(() => {
         const images = tf.tensor4d(batch.pixels, [batch.kept.length, size, size, 3]);
@@ -287,9 +295,10 @@ export async function embedRecords(model: tf.LayersModel, records: ImageRecord[]
   return { features, kept };
 }
 
-async function evaluateKnn(model: tf.LayersModel, dataset: DatasetScan, config: TrainConfig): Promise<number> {
-  const bank = await embedRecords(model, dataset.train, config.imageSize);
-  const queries = await embedRecords(model, dataset.test, config.imageSize);
+async function evaluateKnn(model: tf.LayersModel, dataset: DatasetScan, config: TrainConfig,
+  cache: DecodedImageCache): Promise<number> {
+  const bank = await embedRecords(model, dataset.train, config.imageSize, undefined, cache);
+  const queries = await embedRecords(model, dataset.test, config.imageSize, undefined, cache);
   const labelsOf = (records: ImageRecord[], kept: number[]) => Int32Array.from(kept, (i) => records[i].label ?? -1);
   try {
     return await knnAccuracy(bank.features, labelsOf(dataset.train, bank.kept), queries.features,
