@@ -16,6 +16,7 @@ import {
   type DatasetListing, type EmbeddedFiles, type IndexManifest, type StoredIndex,
 } from './embeddingIndex';
 import { VectorIndex } from './search';
+import { DatasetWatch } from './datasetWatch';
 import { embedFiles, embedQuery, loadCheckpointModel, type CheckpointModel } from './embedder';
 import { writeCsv, writeLines, writeNpy } from './exportFormats';
 
@@ -32,6 +33,8 @@ interface OpenRun {
   runDir: string;
   model: CheckpointModel | null;
   index: OpenIndex | null;
+  /** Armed before the listing `index` was brought up to date with. */
+  watch: DatasetWatch | null;
 }
 
 let open: OpenRun | null = null;
@@ -48,7 +51,8 @@ function openRun(runDir: string): OpenRun {
   if (open?.runDir !== runDir) {
     open?.model?.model.dispose();
     open?.index?.search.dispose();
-    open = { runDir, model: null, index: null };
+    open?.watch?.close();
+    open = { runDir, model: null, index: null, watch: null };
   }
   return open;
 }
@@ -95,8 +99,14 @@ const progress = (task: string, done: number, total: number) => message({ type: 
 /** Brings the run's index up to date with its dataset and latest checkpoint; returns it. */
 async function refresh(run: OpenRun, record: RunRecord, checkpoint: CheckpointPointer, emit: Emit): Promise<{ index: OpenIndex; reembedded: number }> {
   const imageSize = record.config.imageSize;
-  const listing: DatasetListing = await listDatasetFiles(record.dataset.root, path.dirname(run.runDir), record.config);
   const cachedStillOnDisk = run.index !== null && run.index.stored.stamp === manifestStamp(run.runDir);
+  if (cachedStillOnDisk && sameCheckpoint(run.index!.stored.manifest.checkpoint, checkpoint) && (await run.watch?.quiet())) {
+    return { index: run.index!, reembedded: 0 };
+  }
+  const runsDir = path.dirname(run.runDir);
+  run.watch?.close();
+  run.watch = new DatasetWatch(record.dataset.root, [runsDir]);
+  const listing: DatasetListing = await listDatasetFiles(record.dataset.root, runsDir, record.config);
   let stored = cachedStillOnDisk ? run.index!.stored : readManifest(run.runDir);
   let plan = planUpdate(stored?.manifest ?? null, listing, checkpoint, imageSize);
   if (plan.upToDate && cachedStillOnDisk) return { index: run.index!, reembedded: 0 };
