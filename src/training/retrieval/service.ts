@@ -96,17 +96,33 @@ function useIndex(run: OpenRun, stored: StoredIndex, vectors: Float32Array): Ope
 
 const progress = (task: string, done: number, total: number) => message({ type: 'progress', task, done, total });
 
-/** Brings the run's index up to date with its dataset and latest checkpoint; returns it. */
+/**
+ * The run's index, up to date with its dataset and latest checkpoint. The dataset is listed again
+ * only when its folder watch cannot vouch that nothing changed since the last listing.
+ */
 async function refresh(run: OpenRun, record: RunRecord, checkpoint: CheckpointPointer, emit: Emit): Promise<{ index: OpenIndex; reembedded: number }> {
-  const imageSize = record.config.imageSize;
   const cachedStillOnDisk = run.index !== null && run.index.stored.stamp === manifestStamp(run.runDir);
   if (cachedStillOnDisk && sameCheckpoint(run.index!.stored.manifest.checkpoint, checkpoint) && (await run.watch?.quiet())) {
     return { index: run.index!, reembedded: 0 };
   }
   const runsDir = path.dirname(run.runDir);
   run.watch?.close();
-  run.watch = new DatasetWatch(record.dataset.root, [runsDir]);
-  const listing: DatasetListing = await listDatasetFiles(record.dataset.root, runsDir, record.config);
+  run.watch = null;
+  const watch = new DatasetWatch(record.dataset.root, [runsDir]);
+  try {
+    const result = await update(run, record, checkpoint, await listDatasetFiles(record.dataset.root, runsDir, record.config), emit);
+    run.watch = watch; // vouches for the index only once it matches the listing
+    return result;
+  } catch (error) {
+    watch.close();
+    throw error;
+  }
+}
+
+/** Brings the run's index in line with `listing`: reuses what it can, embeds the rest, writes it. */
+async function update(run: OpenRun, record: RunRecord, checkpoint: CheckpointPointer, listing: DatasetListing, emit: Emit): Promise<{ index: OpenIndex; reembedded: number }> {
+  const imageSize = record.config.imageSize;
+  const cachedStillOnDisk = run.index !== null && run.index.stored.stamp === manifestStamp(run.runDir);
   let stored = cachedStillOnDisk ? run.index!.stored : readManifest(run.runDir);
   let plan = planUpdate(stored?.manifest ?? null, listing, checkpoint, imageSize);
   if (plan.upToDate && cachedStillOnDisk) return { index: run.index!, reembedded: 0 };
