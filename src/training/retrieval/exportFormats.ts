@@ -72,7 +72,7 @@ export function csvField(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-/** The shortest decimal that 9 significant digits allow: enough to give back the same float32. */
+/** 9 significant digits, which always give back the same float32, without trailing zeros. */
 export function formatFloat32(value: number): string {
   return String(Number(value.toPrecision(9)));
 }
