@@ -3,6 +3,7 @@
 // bottleneck predictor.
 import * as tf from '@tensorflow/tfjs';
 import { BN_EPSILON, type SeedSource } from './resnet';
+import { batchNormalization } from './batchNorm';
 
 function linear(x: tf.SymbolicTensor, units: number, useBias: boolean, name: string, seeds: SeedSource): tf.SymbolicTensor {
   // PyTorch's nn.Linear default, kaiming_uniform(a=√5), is U(±1/√fan_in). (Its bias draws from
@@ -14,7 +15,7 @@ function linear(x: tf.SymbolicTensor, units: number, useBias: boolean, name: str
 }
 
 function bnRelu(x: tf.SymbolicTensor, momentum: number, name: string): tf.SymbolicTensor {
-  const normed = tf.layers.batchNormalization({ momentum, epsilon: BN_EPSILON, name: `${name}_bn` }).apply(x);
+  const normed = batchNormalization({ momentum, epsilon: BN_EPSILON, name: `${name}_bn` }).apply(x);
   return tf.layers.reLU({ name: `${name}_relu` }).apply(normed) as tf.SymbolicTensor;
 }
 
@@ -29,7 +30,7 @@ export function projector(features: tf.SymbolicTensor, dim: number, layers: numb
     x = bnRelu(linear(x, dim, false, `projector_fc${i}`, seeds), bnMomentum, `projector_${i}`);
   }
   x = linear(x, dim, false, `projector_fc${layers}`, seeds);
-  return tf.layers.batchNormalization({
+  return batchNormalization({
     momentum: bnMomentum, epsilon: BN_EPSILON, name: 'projector_out_bn', trainable: false,
   }).apply(x) as tf.SymbolicTensor;
 }

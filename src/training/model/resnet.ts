@@ -3,6 +3,7 @@
 // of shared/SIMSIAM.md. The output is the global-average-pooled feature vector (no classifier).
 import * as tf from '@tensorflow/tfjs';
 import type { BackboneName, StemKind } from '../config';
+import { batchNormalization } from './batchNorm';
 
 /** Hands out a fresh initializer seed per layer, so the same config seed builds the same model. */
 export type SeedSource = () => number;
@@ -41,7 +42,7 @@ class ResNetBuilder {
   }
 
   bn(x: Node, name: string, zeroGamma = false): Node {
-    return tf.layers.batchNormalization({
+    return batchNormalization({
       momentum: this.options.bnMomentum, epsilon: BN_EPSILON, name,
       // Zero-init the last BN of each residual branch: every block starts as identity (Goyal et al.).
       gammaInitializer: zeroGamma ? 'zeros' : 'ones',
