@@ -76,7 +76,7 @@ export interface UpdatePlan {
   stillSkipped: { file: DatasetFile; reason: string }[];
 }
 
-export function indexDir(runDir: string): string {
+function indexDir(runDir: string): string {
   return path.join(runDir, INDEX_DIR);
 }
 
@@ -128,7 +128,7 @@ export function readManifest(runDir: string): StoredIndex | null {
 }
 
 /** Row-major vectors of a stored index; throws when the file is missing or has the wrong size. */
-export function readVectors(runDir: string, manifest: IndexManifest): Float32Array {
+function readVectors(runDir: string, manifest: IndexManifest): Float32Array {
   const file = path.join(indexDir(runDir), manifest.vectorsFile);
   const bytes = fs.readFileSync(file);
   const expected = manifest.files.relPath.length * manifest.dims * 4;
