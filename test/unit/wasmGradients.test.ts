@@ -1,0 +1,256 @@
+import * as assert from 'assert';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, preferredFilterGradFormulation,
+  registerWasmGradientKernels,
+} from '../../src/training/wasmGradients';
+
+type Shape4 = [number, number, number, number];
+type Padding = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+interface ConvCase {
+  name: string;
+  input: Shape4;
+  filter: Shape4;
+  strides: number | [number, number];
+  pad: Padding;
+}
+
+const CASES: ConvCase[] = [
+  { name: '3x3 stride 2 same', input: [2, 8, 8, 5], filter: [3, 3, 5, 4], strides: 2, pad: 'same' },
+  { name: '3x3 stride 1 same (padded)', input: [2, 6, 6, 5], filter: [3, 3, 5, 6], strides: 1, pad: 'same' },
+  { name: '3x3 stride 1 valid', input: [2, 7, 7, 5], filter: [3, 3, 5, 4], strides: 1, pad: 'valid' },
+  { name: '3x3 stride 2 valid on an even input (last row unread)', input: [2, 8, 8, 5], filter: [3, 3, 5, 4], strides: 2, pad: 'valid' },
+  { name: '1x1 stride 1', input: [2, 5, 5, 6], filter: [1, 1, 6, 4], strides: 1, pad: 'same' },
+  { name: '1x1 stride 2 (shortcut)', input: [2, 8, 8, 4], filter: [1, 1, 4, 6], strides: 2, pad: 'same' },
+  { name: '1x1 stride 2 on an odd input', input: [2, 7, 7, 4], filter: [1, 1, 4, 6], strides: 2, pad: 'same' },
+  { name: '7x7 stride 2 same (ImageNet stem)', input: [2, 20, 20, 3], filter: [7, 7, 3, 8], strides: 2, pad: 'same' },
+  { name: '3x3 stride 1 on RGB (CIFAR stem)', input: [2, 8, 8, 3], filter: [3, 3, 3, 8], strides: 1, pad: 'same' },
+  { name: '3x3 stride 2 on odd 7x7 input', input: [3, 7, 7, 4], filter: [3, 3, 4, 5], strides: 2, pad: 'same' },
+  { name: 'batch 1, 3x3 stride 2 on 9x9', input: [1, 9, 9, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
+  { name: 'asymmetric explicit padding', input: [2, 6, 6, 3], filter: [3, 3, 3, 4], strides: 2, pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
+];
+
+const TOLERANCE = 1e-4;
+
+/** max |actual - expected| relative to max |expected|. */
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  assert.strictEqual(actual.length, expected.length);
+  let maxDiff = 0;
+  let maxExpected = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
+    maxExpected = Math.max(maxExpected, Math.abs(expected[i]));
+  }
+  assert.ok(maxExpected > 0, 'the reference gradient is all zeros, so the comparison would prove nothing');
+  return maxDiff / maxExpected;
+}
+
+interface CaseData { x: Float32Array; filter: Float32Array; lossWeights: Float32Array; outShape: Shape4 }
+
+async function caseData(c: ConvCase, seed: number): Promise<CaseData> {
+  await tf.setBackend('cpu');
+  const outShape = tf.backend_util.computeConv2DInfo(c.input, c.filter, c.strides, 1, c.pad).outShape as Shape4;
+  const values = (shape: number[], offset: number) => tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', seed + offset));
+  const [x, filter, lossWeights] = [values(c.input, 0), values(c.filter, 1), values(outShape, 2)];
+  const data = {
+    x: x.dataSync() as Float32Array, filter: filter.dataSync() as Float32Array,
+    lossWeights: lossWeights.dataSync() as Float32Array, outShape,
+  };
+  tf.dispose([x, filter, lossWeights]);
+  return data;
+}
+
+/** dx and dW of sum(conv2d(x, W) * lossWeights), so that dy = lossWeights is not uniform. */
+async function convGradients(backend: string, c: ConvCase, data: CaseData): Promise<{ dx: Float32Array; dW: Float32Array }> {
+  await tf.setBackend(backend);
+  const x = tf.tensor4d(data.x, c.input);
+  const filter = tf.tensor4d(data.filter, c.filter);
+  const lossWeights = tf.tensor4d(data.lossWeights, data.outShape);
+  const gradients = tf.grads((xIn: tf.Tensor, filterIn: tf.Tensor) =>
+    tf.sum(tf.mul(tf.conv2d(xIn as tf.Tensor4D, filterIn as tf.Tensor4D, c.strides, c.pad), lossWeights)));
+  const [dx, dW] = gradients([x, filter]);
+  const result = { dx: dx.dataSync() as Float32Array, dW: dW.dataSync() as Float32Array };
+  tf.dispose([x, filter, lossWeights, dx, dW]);
+  return result;
+}
+
+describe('wasm convolution gradient kernels', function () {
+  let previousBackend: string | undefined;
+
+  before(async () => {
+    previousBackend = tf.getBackend();
+    registerWasmGradientKernels();
+    await tf.setBackend('wasm');
+  });
+
+  after(async () => {
+    // Other suites in this process expect the backend they had (cpu when none was chosen).
+    await tf.setBackend(previousBackend ?? 'cpu');
+  });
+
+  for (const [index, c] of CASES.entries()) {
+    it(`match the cpu backend: ${c.name}`, async () => {
+      const data = await caseData(c, 100 * index);
+      const expected = await convGradients('cpu', c, data);
+      const actual = await convGradients('wasm', c, data);
+      const dWError = relativeError(actual.dW, expected.dW);
+      const dxError = relativeError(actual.dx, expected.dx);
+      assert.ok(dWError < TOLERANCE, `dW relative error ${dWError}`);
+      assert.ok(dxError < TOLERANCE, `dx relative error ${dxError}`);
+    });
+  }
+
+  it('compute the same dW with either formulation', async () => {
+    for (const [index, c] of CASES.entries()) {
+      const data = await caseData(c, 100 * index);
+      const expected = (await convGradients('cpu', c, data)).dW;
+      await tf.setBackend('wasm');
+      const x = tf.tensor4d(data.x, c.input);
+      const dy = tf.tensor4d(data.lossWeights, data.outShape);
+      for (const formulation of ['batchContractedConv', 'im2colMatMul'] as FilterGradFormulation[]) {
+        const dW = conv2dFilterGradientOnWasm(x, dy, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter }, tf.backend(), formulation);
+        const values = tf.backend().readSync(dW.dataId) as Float32Array;
+        tf.backend().disposeData(dW.dataId);
+        const error = relativeError(values, expected);
+        assert.ok(error < TOLERANCE, `${c.name}, ${formulation}: relative error ${error}`);
+      }
+      tf.dispose([x, dy]);
+    }
+  });
+
+  it('leave no tensors or wasm buffers behind', async () => {
+    const c = CASES[0];
+    const data = await caseData(c, 7);
+    await tf.setBackend('wasm');
+    await convGradients('wasm', c, data);   // first use creates nothing lasting, but let it settle
+    const tensorsBefore = tf.memory().numTensors;
+    const buffersBefore = tf.backend().numDataIds();
+    await convGradients('wasm', c, data);
+    assert.strictEqual(tf.memory().numTensors, tensorsBefore);
+    assert.strictEqual(tf.backend().numDataIds(), buffersBefore);
+  });
+
+  it('hand paddings wider than the filter to wasm\'s own input-gradient kernel, and give a zero dW where no output reads x', async () => {
+    // x sits at padded row/column 4; the only window (stride 3, 3 taps) covers 0..2.
+    const c: ConvCase = { name: 'all-padding window', input: [1, 1, 1, 1], filter: [3, 3, 1, 1], strides: 3, pad: [[0, 0], [4, 0], [4, 0], [0, 0]] };
+    await tf.setBackend('wasm');
+    const dy = tf.ones([1, 1, 1, 1]);
+    const filter = tf.ones(c.filter);
+    const inputAttrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC' as const, inputShape: c.input };
+    assert.strictEqual(conv2dInputGradientOnWasm(dy, filter, inputAttrs, tf.backend()), undefined);
+    tf.dispose([dy, filter]);
+
+    const data = await caseData(c, 3);
+    const expected = await convGradients('cpu', c, data);
+    const actual = await convGradients('wasm', c, data);
+    assert.deepStrictEqual(Array.from(actual.dW), Array.from(expected.dW));
+    assert.deepStrictEqual(Array.from(actual.dx), Array.from(expected.dx));
+    assert.ok(actual.dW.every((v) => v === 0));
+  });
+
+  it('reject NCHW with a message that names the supported layout', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.zeros([1, 3, 4, 4]);
+    const dy = tf.zeros([1, 2, 4, 4]);
+    assert.throws(
+      () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy },
+        { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 2] } as unknown as tf.NamedAttrMap),
+      /supports dataFormat 'NHWC' only/);
+    tf.dispose([x, dy]);
+  });
+
+  it('choose the matrix-product formulation only for stride-1 1x1 or RGB-input filters', () => {
+    assert.strictEqual(preferredFilterGradFormulation([1, 1, 64, 16], 1), 'im2colMatMul');
+    assert.strictEqual(preferredFilterGradFormulation([3, 3, 3, 16], [1, 1]), 'im2colMatMul');
+    assert.strictEqual(preferredFilterGradFormulation([3, 3, 16, 16], 1), 'batchContractedConv');
+    assert.strictEqual(preferredFilterGradFormulation([1, 1, 16, 32], 2), 'batchContractedConv');
+    assert.strictEqual(preferredFilterGradFormulation([7, 7, 3, 64], 2), 'batchContractedConv');
+  });
+
+  it('multiply transposed operands as the cpu backend does (the products in matMul gradients)', async () => {
+    const cases: { a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }[] = [
+      { a: [6, 4], b: [6, 5], transposeA: true, transposeB: false },
+      { a: [4, 6], b: [5, 6], transposeA: false, transposeB: true },
+      { a: [6, 4], b: [5, 6], transposeA: true, transposeB: true },
+      { a: [1, 6, 4], b: [1, 6, 5], transposeA: true, transposeB: false },
+      { a: [3, 6, 4], b: [3, 5, 6], transposeA: true, transposeB: true },   // several matrices: wasm's own loop
+      { a: [4, 6], b: [6, 5], transposeA: false, transposeB: false },
+    ];
+    for (const [index, c] of cases.entries()) {
+      await tf.setBackend('cpu');
+      const values = [c.a, c.b].map((shape, i) => tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', 500 + 10 * index + i).dataSync()));
+      const product = async (backend: string) => {
+        await tf.setBackend(backend);
+        const [a, b] = [tf.tensor(values[0], c.a), tf.tensor(values[1], c.b)];
+        const result = tf.matMul(a, b, c.transposeA, c.transposeB);
+        const data = { shape: result.shape, values: result.dataSync() as Float32Array };
+        tf.dispose([a, b, result]);
+        return data;
+      };
+      const expected = await product('cpu');
+      const actual = await product('wasm');
+      assert.deepStrictEqual(actual.shape, expected.shape);
+      const error = relativeError(actual.values, expected.values);
+      assert.ok(error < TOLERANCE, `case ${index}: relative error ${error}`);
+    }
+  });
+
+  it('train a conv + batch-norm + relu + max-pool + dense net on wasm as on cpu', async () => {
+    const inputShape: Shape4 = [4, 8, 8, 3];
+    const shapes: Record<string, number[]> = {
+      stem: [3, 3, 3, 8], block: [3, 3, 8, 8], shortcut: [1, 1, 8, 8], gamma: [8], beta: [8], dense: [8 * 2 * 2, 5],
+    };
+    await tf.setBackend('cpu');
+    const initial = Object.fromEntries(Object.entries(shapes).map(([name, shape], i) => {
+      const t = tf.tidy(() => name === 'gamma' ? tf.ones(shape) : tf.randomNormal(shape, 0, 0.3, 'float32', 10 + i));
+      const values = t.dataSync() as Float32Array;
+      t.dispose();
+      return [name, values];
+    }));
+    const imagesTensor = tf.randomNormal(inputShape, 0, 1, 'float32', 99);
+    const images = imagesTensor.dataSync() as Float32Array;
+    imagesTensor.dispose();
+
+    async function train(backend: string): Promise<{ losses: number[]; weights: Record<string, Float32Array> }> {
+      await tf.setBackend(backend);
+      const v = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, tf.variable(tf.tensor(initial[name], shape))]));
+      const x = tf.tensor4d(images, inputShape);
+      const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 5);
+      const optimizer = tf.train.sgd(0.1);
+      const losses: number[] = [];
+      for (let step = 0; step < 3; step++) {
+        const loss = optimizer.minimize(() => {
+          const stem = tf.conv2d(x, v.stem as tf.Variable<tf.Rank.R4>, 2, 'same');
+          const { mean, variance } = tf.moments(stem, [0, 1, 2]);
+          const normalised = tf.relu(tf.batchNorm4d(stem, mean as tf.Tensor1D, variance as tf.Tensor1D,
+            v.beta as tf.Variable<tf.Rank.R1>, v.gamma as tf.Variable<tf.Rank.R1>, 1e-5));
+          const residual = tf.add(tf.conv2d(normalised, v.block as tf.Variable<tf.Rank.R4>, 1, 'same'),
+            tf.conv2d(normalised, v.shortcut as tf.Variable<tf.Rank.R4>, 1, 'same'));
+          const pooled = tf.maxPool(tf.relu(residual) as tf.Tensor4D, 3, 2, 'same');
+          const logits = tf.matMul(tf.reshape(pooled, [inputShape[0], -1]), v.dense as tf.Variable<tf.Rank.R2>);
+          return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+        }, true) as tf.Scalar;
+        losses.push(loss.dataSync()[0]);
+        loss.dispose();
+      }
+      const weights = Object.fromEntries(Object.entries(v).map(([name, variable]) => [name, variable.dataSync() as Float32Array]));
+      tf.dispose([x, labels, ...Object.values(v)]);
+      optimizer.dispose();
+      return { losses, weights };
+    }
+
+    const onCpu = await train('cpu');
+    const onWasm = await train('wasm');
+    assert.ok(onCpu.losses[2] < onCpu.losses[0], `the reference net should learn: ${onCpu.losses}`);
+    for (let step = 0; step < 3; step++) {
+      assert.ok(Math.abs(onWasm.losses[step] - onCpu.losses[step]) < 1e-4 * Math.max(1, onCpu.losses[step]),
+        `step ${step}: wasm loss ${onWasm.losses[step]} vs cpu ${onCpu.losses[step]}`);
+    }
+    for (const name of Object.keys(shapes)) {
+      assert.ok(relativeError(onWasm.weights[name], onCpu.weights[name]) < 1e-3, `weights of ${name} differ after training`);
+      assert.ok(relativeError(onWasm.weights[name], initial[name]) > 1e-4, `${name} did not change`);
+    }
+  });
+});
