@@ -25,7 +25,7 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const catalog = new RunCatalog(context.workspaceState);
   const training = new TrainingManager(launch, log);
   const retrieval = new RetrievalClient(launch, log);
-  const panels = new ExperimentPanels({ extensionUri: context.extensionUri, catalog, training, retrieval, log });
+  const panels = new ExperimentPanels({ extensionUri: context.extensionUri, state: context.workspaceState, catalog, training, retrieval, log });
   const view = new ExperimentsView(catalog, training);
   const statusBar = new TrainingStatusBar(training);
   const commands = new Commands(catalog, training, panels, log);

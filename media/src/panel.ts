@@ -184,6 +184,14 @@ window.addEventListener('message', (event: MessageEvent) => {
   handle(message);
 });
 
+// The content security policy blocks anything inline, remote or eval'd; a violation is a bug worth logging.
+let cspViolations = 0;
+document.addEventListener('securitypolicyviolation', (event) => {
+  cspViolations += 1;
+  app.dataset.cspViolations = String(cspViolations);
+  post({ type: 'log', level: 'error', message: `content security policy blocked ${event.blockedURI || 'inline code'} (${event.violatedDirective})` });
+});
+
 window.addEventListener('error', (event) => post({ type: 'log', level: 'error', message: String(event.message) }));
 
 post({ type: 'ready' });

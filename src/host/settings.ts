@@ -16,6 +16,12 @@ function isPreset(value: unknown): value is PresetName {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(PRESETS, value);
 }
 
+/** True when the user (or workspace) set the key, as opposed to the manifest default applying. */
+function setByUser(config: vscode.WorkspaceConfiguration, key: string): boolean {
+  const inspected = config.inspect(key);
+  return [inspected?.globalValue, inspected?.workspaceValue, inspected?.workspaceFolderValue].some((v) => v !== undefined);
+}
+
 export function trainingDefaults(scope?: vscode.Uri): TrainingDefaults {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const preset = config.get<string>('preset');
@@ -27,7 +33,7 @@ export function trainingDefaults(scope?: vscode.Uri): TrainingDefaults {
     epochs: positive('epochs'),
     batchSize: positive('batchSize'),
     imageSize: positive('imageSize'),
-    maxCachedImages: config.get<number | null>('maxCachedImages') ?? undefined,
+    maxCachedImages: setByUser(config, 'maxCachedImages') ? config.get<number>('maxCachedImages') : undefined,
   };
   const backend = config.get<string>('backend');
   if (backend && backend !== 'auto') overrides.backend = backend;

@@ -33,6 +33,8 @@ const RANDOM_QUERY_MAX_FILES = 100_000;
 
 interface Services {
   extensionUri: vscode.Uri;
+  /** Workspace state: remembers each run's gallery query across window reloads. */
+  state: vscode.Memento;
   catalog: RunCatalog;
   training: TrainingManager;
   retrieval: RetrievalClient;
@@ -66,6 +68,7 @@ export class ExperimentPanel implements vscode.Disposable {
   private lastGalleryMessage: WebviewMessageBody<GalleryMessage> | undefined;
   private galleryCheckpointStep: number | null = null;
   private galleryWork: Promise<unknown> = Promise.resolve();
+  private galleryRequests = 0;
   private imageList: { at: number; files: string[] } | undefined;
   private renderedWaiters: (() => void)[] = [];
 
@@ -85,6 +88,7 @@ export class ExperimentPanel implements vscode.Disposable {
     panel.iconPath = vscode.Uri.joinPath(services.extensionUri, 'media', 'simsiam.svg');
     panel.title = `SimSiam: ${this.record.name}`;
     panel.webview.html = this.html();
+    this.galleryQuery = services.state.get<string>(galleryStateKey(runDir));
     this.disposables.push(
       panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
       panel.onDidDispose(() => this.dispose()),
@@ -220,6 +224,10 @@ export class ExperimentPanel implements vscode.Disposable {
       case 'ready':
         this.ready = true;
         this.sendInit();
+        // After a window reload: search again for the query the gallery showed before.
+        if (this.galleryQuery && !this.lastGalleryMessage && this.galleryRequests === 0) {
+          void this.showSimilar(this.galleryQuery).catch(() => undefined);
+        }
         break;
       case 'compare':
         this.sendCompare(message.runDir);
@@ -336,7 +344,8 @@ export class ExperimentPanel implements vscode.Disposable {
    * Queued: a newer request runs after the one in progress.
    */
   showSimilar(image: string, onProgress?: (text: string) => void): Promise<GalleryResult> {
-    const work = this.galleryWork.then(() => this.runQuery(image, onProgress));
+    this.galleryRequests += 1;
+    const work = this.galleryWork.then(() => this.runQuery(image, onProgress)).finally(() => (this.galleryRequests -= 1));
     this.galleryWork = work.catch(() => undefined);
     return work;
   }
@@ -370,6 +379,7 @@ export class ExperimentPanel implements vscode.Disposable {
         checkpointStep: step,
       };
       this.post(this.lastGalleryMessage);
+      void this.services.state.update(galleryStateKey(this.runDir), relative);
       return { query: file, neighbours };
     } catch (error) {
       const text = (error as Error).message;
@@ -443,6 +453,10 @@ export class ExperimentPanel implements vscode.Disposable {
     this.closed.fire();
     this.closed.dispose();
   }
+}
+
+function galleryStateKey(runDir: string): string {
+  return `simsiam.galleryQuery:${runDir}`;
 }
 
 function absoluteIn(root: string, file: string): string {

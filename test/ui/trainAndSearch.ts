@@ -53,10 +53,13 @@ async function runCommand(page: Page, title: string): Promise<void> {
   await page.keyboard.press('Enter');
 }
 
-async function acceptQuickPick(page: Page, rowText: string): Promise<void> {
+/** Narrows an open quick pick to the row showing `rowText` and accepts it, from the keyboard as a person would. */
+async function acceptQuickPick(page: Page, rowText: string, filter: string): Promise<void> {
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rowText }).first();
   await row.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-  await row.click();
+  await page.locator('.quick-input-widget input').fill(filter);
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: rowText }).first().waitFor({ state: 'visible' });
+  await page.keyboard.press('Enter');
 }
 
 interface StepResult { name: string; ok: boolean; seconds: number; error?: string }
@@ -110,8 +113,8 @@ async function main(): Promise<number> {
 
     await step('palette → SimSiam: Train Folder → workspace folder → tiny preset', async () => {
       await runCommand(page, 'SimSiam: Train Folder');
-      await acceptQuickPick(page, path.basename(workspace));
-      await acceptQuickPick(page, 'tiny');
+      await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
+      await acceptQuickPick(page, 'tiny', 'tiny');
     });
 
     await step('the panel shows a loss chart with points while training', async () => {
@@ -159,8 +162,45 @@ async function main(): Promise<number> {
       await shot('04-gallery');
     });
 
-    await step('the panel ran under its content security policy without violations', async () => {
+    await step('after a window reload the panel comes back with its curves and its gallery', async () => {
+      // The workbench's own reload: it saves the open editors (the panel's state included) first.
+      await runCommand(page, 'Developer: Reload Window');
+      const frame = await until('the restored experiment panel', () => panelFrame(page));
+      await until('the restored loss chart', async () => Number(await frame.getAttribute('.charts', 'data-step-points')) >= 3);
+      await until('the restored gallery', async () => (await frame.getAttribute('.thumbs', 'data-query')) === 'warm/warm-000.png' &&
+        Number(await frame.getAttribute('.thumbs', 'data-loaded')) > 1, 30_000)
+        .catch(async (error) => {
+          throw new Error(`${(error as Error).message}; the gallery says: ${await frame.textContent('.gallery-status')}`);
+        });
+      await shot('05-after-reload');
+    });
+
+    await step('the panel runs under a strict content security policy, without violations', async () => {
       if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+      const frame = (await panelFrame(page))!;
+      const before = await frame.getAttribute('#app', 'data-csp-violations');
+      if (before !== null) throw new Error(`${before} content security policy violation(s) while the panel ran`);
+      const policy = (await frame.getAttribute('meta[http-equiv="Content-Security-Policy"]', 'content')) ?? '';
+      const directives = new Map(policy.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...sources]) => [name, sources]));
+      // Allowed: nothing by default, the nonce'd script, and VS Code's own webview resource origin
+      // (webview.cspSource: 'self' and https://*.vscode-cdn.net) plus data: images. Nothing remote, inline or eval'd.
+      const isResourceOrigin = (source: string) => source === "'self'" || source === 'https://*.vscode-cdn.net' || /^vscode-(resource|webview):/.test(source);
+      const problems = [
+        directives.get('default-src')?.join(' ') !== "'none'" && 'default-src is not none',
+        /unsafe-/.test(policy) && 'an unsafe-* source is allowed',
+        !(directives.get('script-src') ?? []).every((source) => source.startsWith("'nonce-")) && 'script-src allows more than its nonce',
+        ...[...directives].filter(([name]) => name !== 'default-src' && name !== 'script-src')
+          .flatMap(([name, sources]) => sources.filter((source) => !isResourceOrigin(source) && !(name === 'img-src' && source === 'data:'))
+            .map((source) => `${name} allows ${source}`)),
+      ].filter(Boolean);
+      if (problems.length) throw new Error(`${problems.join('; ')}: ${policy}`);
+      // And it is enforced: an inline style injected into the panel is refused (and reported).
+      await frame.evaluate(() => {
+        const style = document.createElement('style');
+        style.textContent = 'body { outline: 1px solid red; }';
+        document.head.append(style);
+      });
+      await until('the injected inline style to be refused', async () => (await frame.getAttribute('#app', 'data-csp-violations')) === '1', 10_000);
     });
   } catch {
     // the failed step was reported and photographed; the summary below counts it
@@ -170,7 +210,7 @@ async function main(): Promise<number> {
     fs.rmSync(workspace, { recursive: true, force: true });
   }
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 7;
+  const expected = 8;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);
