@@ -1,0 +1,228 @@
+/**
+ * Run-time choice of the tfjs backend. Everything is loaded lazily: tfjs-node and tfjs-node-gpu are
+ * optionalDependencies that are usually absent, and even importing tfjs-backend-wasm registers it
+ * as the highest-priority backend, which would make any tf call made before selectBackend fail.
+ *
+ * The engine imports the @tensorflow/tfjs union package (as the rest of src/training does) rather
+ * than tfjs-core plus chosen backends: the union pins cpu, core, layers and data to one version
+ * and one engine instance, and tfjs-backend-wasm/tfjs-node register into that same tfjs-core
+ * because they are installed at the same version (selectBackend checks this for tfjs-node).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import type * as tfWasm from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmGradientKernels } from './wasmGradients';
+
+/** Names tfjs knows a backend by (tf.getBackend()); both tfjs-node packages register 'tensorflow'. */
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+/** Names the user chooses from (CLI --backend, extension setting). */
+export type UserBackendName = 'node-gpu' | 'node' | 'wasm' | 'cpu';
+export type BackendRequest = 'auto' | UserBackendName | BackendName;
+
+/** The order 'auto' tries, fastest first. */
+export const BACKEND_CHOICES: readonly UserBackendName[] = ['node-gpu', 'node', 'wasm', 'cpu'];
+
+export interface BackendInfo {
+  /** tf.getBackend() after selection. */
+  name: string;
+  /** What was asked for, as given. */
+  requested: string;
+  /** For people: e.g. 'wasm (simd, 1 thread)' or 'tfjs-node-gpu 4.22.0'. */
+  detail: string;
+}
+
+/** Env var naming the folder of the tfjs-backend-wasm*.wasm files, for bundles without node_modules. */
+export const WASM_DIR_ENV = 'SIMSIAM_WASM_DIR';
+
+const WASM_BINARIES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
+
+let wasmDirectoryOverride: string | undefined;
+
+/**
+ * Where the wasm binaries are, for a bundled extension that copies them next to its bundle.
+ * Takes precedence over SIMSIAM_WASM_DIR and the installed package; call before selectBackend.
+ */
+export function setWasmDirectory(directory: string): void {
+  wasmDirectoryOverride = directory;
+}
+
+function wasmDirectory(): string {
+  const configured = wasmDirectoryOverride ?? process.env[WASM_DIR_ENV];
+  if (configured) {
+    return configured;
+  }
+  try {
+    // The package's node entry point lives in dist/, next to the .wasm files.
+    return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+  } catch {
+    throw new Error(
+      `cannot locate the tfjs wasm binaries: set ${WASM_DIR_ENV} to the folder holding ${WASM_BINARIES.join(', ')} ` +
+      `(node_modules/@tensorflow/tfjs-backend-wasm/dist), or use --backend cpu`);
+  }
+}
+
+interface NodePackage {
+  packageName: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node';
+  shortName: string;
+  fix: string;
+}
+
+const NODE_PACKAGES: Record<'node-gpu' | 'node', NodePackage> = {
+  'node-gpu': {
+    packageName: '@tensorflow/tfjs-node-gpu',
+    shortName: 'tfjs-node-gpu',
+    fix: 'npm install @tensorflow/tfjs-node-gpu (needs internet access to download libtensorflow, ' +
+      'and CUDA 11.2 + cuDNN 8.1 for its libtensorflow 2.9), or use --backend node or wasm',
+  },
+  node: {
+    packageName: '@tensorflow/tfjs-node',
+    shortName: 'tfjs-node',
+    fix: 'npm install @tensorflow/tfjs-node (needs internet access to download libtensorflow), or use --backend wasm',
+  },
+};
+
+function isMissingModule(error: unknown, packageName: string): boolean {
+  const { code, message } = error as { code?: string; message?: string };
+  return code === 'MODULE_NOT_FOUND' && typeof message === 'string' && message.includes(`'${packageName}'`);
+}
+
+interface LoadedBackend {
+  backendName: string;
+  detail: string;
+}
+
+async function activate(backendName: string, failure: string): Promise<void> {
+  if (!(await tf.setBackend(backendName))) {
+    throw new Error(failure);
+  }
+  await tf.ready();
+}
+
+async function loadNode(variant: 'node-gpu' | 'node'): Promise<LoadedBackend> {
+  const { packageName, shortName, fix } = NODE_PACKAGES[variant];
+  let packageDir: string;
+  try {
+    packageDir = path.dirname(require.resolve(`${packageName}/package.json`));
+  } catch (error) {
+    if (isMissingModule(error, `${packageName}/package.json`)) {
+      throw new Error(`${shortName} is not installed: ${fix}`);
+    }
+    throw error;
+  }
+  // A tfjs-node built against another tfjs-core would bring its own copy whose kernels and
+  // tensors need not match ours; only an identical version is deduplicated to one instance.
+  const theirCore = JSON.parse(fs.readFileSync(
+    require.resolve('@tensorflow/tfjs-core/package.json', { paths: [packageDir] }), 'utf8')).version as string;
+  if (theirCore !== tf.version_core) {
+    throw new Error(
+      `${shortName} uses @tensorflow/tfjs-core ${theirCore} but this engine uses ${tf.version_core}: ` +
+      `npm install ${packageName}@${tf.version_core}, or use --backend wasm`);
+  }
+  try {
+    require(packageName);
+  } catch (error) {
+    throw new Error(`${shortName} is installed but failed to load (${(error as Error).message}): ` +
+      `reinstall it (${fix})`);
+  }
+  if (tf.findBackendFactory('tensorflow') === null) {
+    throw new Error(`${shortName} loaded but did not register the 'tensorflow' backend with this tfjs: ${fix}`);
+  }
+  await activate('tensorflow', `${shortName} is installed but its 'tensorflow' backend failed to initialise: ${fix}`);
+  const version = JSON.parse(fs.readFileSync(path.join(packageDir, 'package.json'), 'utf8')).version as string;
+  return { backendName: 'tensorflow', detail: `${shortName} ${version}` };
+}
+
+async function loadWasm(): Promise<LoadedBackend> {
+  const directory = wasmDirectory();
+  if (!WASM_BINARIES.some((file) => fs.existsSync(path.join(directory, file)))) {
+    throw new Error(
+      `no tfjs wasm binaries (${WASM_BINARIES.join(', ')}) in ${directory}: ` +
+      `point ${WASM_DIR_ENV} at node_modules/@tensorflow/tfjs-backend-wasm/dist, or use --backend cpu`);
+  }
+  // Deferred so that only choosing wasm registers it (see the module comment).
+  const wasm: typeof tfWasm = require('@tensorflow/tfjs-backend-wasm');
+  if (tf.findBackend('wasm') === null) {
+    // tfjs reads the prefix verbatim, so it must end with a separator.
+    wasm.setWasmPaths(directory.endsWith(path.sep) || directory.endsWith('/') ? directory : directory + path.sep);
+  }
+  registerWasmGradientKernels();
+  await activate('wasm', `the wasm backend failed to initialise from ${directory} (see the tfjs warning above): ` +
+    `check that the .wasm files there match @tensorflow/tfjs-backend-wasm ${wasm.version_wasm}, or use --backend cpu`);
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  const threads = wasm.getThreadsCount();
+  return { backendName: 'wasm', detail: `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})` };
+}
+
+async function loadCpu(): Promise<LoadedBackend> {
+  await activate('cpu', 'the cpu backend failed to initialise');
+  return { backendName: 'cpu', detail: 'cpu (plain JavaScript, slowest)' };
+}
+
+const REQUEST_ALIASES: Record<BackendRequest, UserBackendName | 'auto'> = {
+  auto: 'auto', 'node-gpu': 'node-gpu', node: 'node', wasm: 'wasm', cpu: 'cpu',
+  'tensorflow-gpu': 'node-gpu', tensorflow: 'node',
+};
+
+function load(choice: UserBackendName): Promise<LoadedBackend> {
+  switch (choice) {
+    case 'node-gpu':
+    case 'node': return loadNode(choice);
+    case 'wasm': return loadWasm();
+    case 'cpu': return loadCpu();
+  }
+}
+
+/** One load per backend, shared by concurrent and later callers; forgotten if it fails. */
+const loads = new Map<UserBackendName, Promise<LoadedBackend>>();
+let autoChoice: Promise<UserBackendName> | undefined;
+
+async function use(choice: UserBackendName): Promise<LoadedBackend> {
+  let loading = loads.get(choice);
+  if (loading === undefined) {
+    loading = load(choice);
+    loads.set(choice, loading);
+    loading.catch(() => loads.delete(choice));
+  }
+  const backend = await loading;
+  // Another selection may have switched backends since this one loaded.
+  await activate(backend.backendName, `the ${choice} backend loaded before but can no longer be selected`);
+  return backend;
+}
+
+async function chooseAutomatically(): Promise<UserBackendName> {
+  const failures: string[] = [];
+  for (const choice of BACKEND_CHOICES) {
+    try {
+      await use(choice);
+      return choice;
+    } catch (error) {
+      failures.push(`${choice}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`no tfjs backend could be loaded:\n${failures.join('\n')}`);
+}
+
+/**
+ * Makes `requested` the active tfjs backend and says what it is. 'auto' takes the first of
+ * tfjs-node-gpu, tfjs-node, wasm, cpu that loads; a named backend that cannot load throws an
+ * Error saying how to fix it. Calling it again is cheap and returns the same answer.
+ */
+export async function selectBackend(requested: BackendRequest): Promise<BackendInfo> {
+  if (!Object.hasOwn(REQUEST_ALIASES, requested)) {
+    throw new Error(`unknown backend '${requested}': choose one of auto, ${BACKEND_CHOICES.join(', ')}`);
+  }
+  const alias = REQUEST_ALIASES[requested];
+  let choice: UserBackendName;
+  if (alias === 'auto') {
+    if (autoChoice === undefined) {
+      autoChoice = chooseAutomatically();
+      autoChoice.catch(() => { autoChoice = undefined; });
+    }
+    choice = await autoChoice;
+  } else {
+    choice = alias;
+  }
+  const { backendName, detail } = await use(choice);
+  return { name: backendName, requested, detail };
+}
