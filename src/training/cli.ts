@@ -110,11 +110,14 @@ export function buildProgram(): Command {
     .option('--lr <x>', 'base learning rate (lr = base × batch / 256)', num('--lr'))
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'node-gpu', 'node', 'wasm', 'cpu']).default('auto'))
     .option('--seed <n>', 'random seed', int('--seed'))
+    .option('--threads <n>', 'data-parallel training threads on the wasm/cpu backends (0 = one per core)', int('--threads'))
     .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
     .option('--name <name>', 'run name')
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (folder: string, o) => {
-      const overrides = { epochs: o.epochs, batchSize: o.batch, imageSize: o.size, baseLr: o.lr, backend: o.backend, seed: o.seed };
+      const overrides = {
+        epochs: o.epochs, batchSize: o.batch, imageSize: o.size, baseLr: o.lr, backend: o.backend, seed: o.seed, replicas: o.threads,
+      };
       await startTraining({ folder, preset: o.preset, overrides, runsDir: o.out, name: o.name }, reporter(o.json), stopOnInterrupt());
     });
 

@@ -31,6 +31,11 @@ export interface TrainConfig {
   seed: number;
   backend: BackendRequest;
   maxCachedImages: number;
+  /**
+   * Shards each batch over this many threads on the single-threaded backends (wasm, cpu);
+   * 0 = one per core (at most 4). See dataParallel.ts.
+   */
+  replicas: number;
   /** Fraction of 1/√d under which the collapse monitor warns. */
   collapseWarnFraction: number;
   knnK: number;
@@ -46,6 +51,7 @@ const common = {
   seed: 0,
   backend: 'auto' as BackendRequest,
   maxCachedImages: 50_000,
+  replicas: 0,
   collapseWarnFraction: 0.5,
   knnK: 200,
   knnTemperature: 0.1,
@@ -107,6 +113,7 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   seed: nonNegativeInt,
   backend: oneOf('auto', 'node-gpu', 'node', 'wasm', 'cpu'),
   maxCachedImages: nonNegativeInt,
+  replicas: nonNegativeInt,
   collapseWarnFraction: fraction,
   knnK: positiveInt,
   knnTemperature: positive,

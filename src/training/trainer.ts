@@ -11,10 +11,11 @@ import { TwoViewLoader, loadEvalBatch } from './batchLoader';
 import { DecodedImageCache } from './imageDecode';
 import { defaultAugmentConfig } from './augment';
 import { buildSimSiam, forward } from './model/simsiam';
-import { PREDICTOR_PREFIX } from './model/heads';
-import { simsiamLoss, l2Normalize } from './loss';
-import { collapseStd, knnAccuracy } from './monitor';
-import { SgdMomentum, type ParameterGroup } from './optimizer';
+import { l2Normalize } from './loss';
+import { knnAccuracy } from './monitor';
+import { trainStep, parametersOf, parameterGroups } from './step';
+import { SgdMomentum } from './optimizer';
+import { DataParallelTrainer, replicaCount } from './dataParallel';
 import { learningRates } from './schedule';
 import { loadCheckpoint, saveCheckpoint, readCheckpointPointer } from './checkpoint';
 import {
@@ -42,8 +43,6 @@ const EVAL_BATCH = 256;
 // has no better prior before it is scanned.
 const MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 const STD: [number, number, number] = [0.229, 0.224, 0.225];
-
-interface Parameter { name: string; variable: tf.Variable }
 
 export class TrainingError extends Error {}
 
@@ -123,19 +122,20 @@ interface LoopInput {
 async function runLoop(input: LoopInput): Promise<DoneMessage> {
   const { runDir, record, dataset, model, emit, stop } = input;
   const config = record.config;
-  const parameters: Parameter[] = model.trainableWeights.map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
+  const parameters = parametersOf(model);
   const optimizer = new SgdMomentum(config.momentum, config.weightDecay);
   if (input.optimizerState) {
-    optimizer.loadBuffers(parameters.map((p) => p.variable), parameters.map((p) => {
+    optimizer.loadBuffers(parameters.variables, parameters.all.map((p) => {
       const saved = input.optimizerState![p.name];
       if (!saved) throw new TrainingError(`Checkpoint of ${runDir} has no optimizer state for ${p.name}.`);
       return saved;
     }));
     tf.dispose(Object.values(input.optimizerState));
   }
-  const predictorVariables = parameters.filter((p) => p.name.startsWith(PREDICTOR_PREFIX)).map((p) => p.variable);
-  const encoderVariables = parameters.filter((p) => !p.name.startsWith(PREDICTOR_PREFIX)).map((p) => p.variable);
-  const allVariables = parameters.map((p) => p.variable);
+  const shards = replicaCount(config, tf.getBackend());
+  const parallel = shards > 1
+    ? await DataParallelTrainer.create(model, parameters.variables, optimizer, config, tf.getBackend(), shards)
+    : null;
 
   const loader = new TwoViewLoader(dataset.train, {
     augment: defaultAugmentConfig(config.imageSize, MEAN, STD), batchSize: config.batchSize, seed: config.seed,
@@ -148,6 +148,15 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
   const metrics = new MetricsLog(runDir);
   metrics.rewindTo(input.startStep);
   const size = config.imageSize;
+  const trainSingle = (view1: Float32Array, view2: Float32Array, count: number, groups: ReturnType<typeof parameterGroups>) => {
+    const x1 = tf.tensor4d(view1, [count, size, size, 3]);
+    const x2 = tf.tensor4d(view2, [count, size, size, 3]);
+    try {
+      return trainStep(model, x1, x2, parameters.variables, optimizer, groups);
+    } finally {
+      tf.dispose([x1, x2]);
+    }
+  };
   let step = input.startStep;
   let epoch = Math.floor(step / batchesPerEpoch);
   const labelled = labelledFor(dataset);
@@ -156,8 +165,8 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
 
   setStatus('running');
   const checkpoint = async () => {
-    const buffers = optimizer.bufferValues(allVariables);
-    const state = Object.fromEntries(parameters.map((p, i) => [p.name, buffers[i]]));
+    const buffers = optimizer.bufferValues(parameters.variables);
+    const state = Object.fromEntries(parameters.all.map((p, i) => [p.name, buffers[i]]));
     const dir = await saveCheckpoint(runDir, model, state, step, epoch);
     emit(message({ type: 'checkpoint', step, epoch, dir }));
   };
@@ -170,15 +179,13 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
       metrics.flush();
     }
     emit(message({
-      type: 'started', runDir, runId: record.id, backend: record.backend, config: { ...config },
+      type: 'started', runDir, runId: record.id, config: { ...config },
+      backend: shards > 1 ? `${record.backend} × ${shards} threads (data-parallel)` : record.backend,
       dataset: summarise(dataset), startStep: step, batchesPerEpoch, initialKnnTop1,
     }));
     while (epoch < config.epochs) {
       const lrs = learningRates(config, epoch);
-      const groups: ParameterGroup[] = [
-        { variables: encoderVariables, lr: lrs.encoder },
-        { variables: predictorVariables, lr: lrs.predictor },
-      ];
+      const groups = parameterGroups(parameters, lrs);
       const startBatch = step - epoch * batchesPerEpoch;
       const epochStarted = Date.now();
       let lossSum = 0;
@@ -186,10 +193,9 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
       let steps = 0;
       for await (const batch of loader.epoch(epoch, startBatch)) {
         const count = batch.indices.length;
-        const view1 = tf.tensor4d(batch.view1, [count, size, size, 3]);
-        const view2 = tf.tensor4d(batch.view2, [count, size, size, 3]);
-        const { loss, zStd } = trainStep(model, view1, view2, allVariables, optimizer, groups);
-        tf.dispose([view1, view2]);
+        const { loss, zStd } = parallel
+          ? await parallel.step(batch.view1, batch.view2, count, groups)
+          : trainSingle(batch.view1, batch.view2, count, groups);
         step += 1;
         if (!Number.isFinite(loss)) {
           const good = readCheckpointPointer(runDir);
@@ -244,6 +250,7 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     if (!(error instanceof TrainingError)) setStatus('failed', (error as Error).message);
     throw error;
   } finally {
+    await parallel?.close();
     await loader.close();
     optimizer.dispose();
     model.dispose();
@@ -254,23 +261,6 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     emit(done);
     return done;
   }
-}
-
-/** One SGD step on a pair of views; returns the loss and the collapse monitor of this batch. */
-export function trainStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
-  optimizer: SgdMomentum, groups: ParameterGroup[]): { loss: number; zStd: number } {
-  let zStd: tf.Scalar | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const a = forward(model, view1, true);
-    const b = forward(model, view2, true);
-    zStd = tf.keep(collapseStd(a.z));
-    return simsiamLoss(a.p, b.p, a.z, b.z);
-  }, variables);
-  optimizer.step(groups, grads);
-  const both = tf.stack([value, zStd!]);
-  const [loss, std] = both.dataSync();
-  tf.dispose([value, zStd!, both, ...Object.values(grads)]);
-  return { loss, zStd: std };
 }
 
 /** l2-normalised backbone features of the deterministic (centre) view, in eval mode. */

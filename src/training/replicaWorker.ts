@@ -1,0 +1,57 @@
+// A data-parallel training replica (see dataParallel.ts): its own tfjs backend and model copy,
+// trained on its shard of every batch with the gradient average the main thread sends back.
+import { parentPort, workerData } from 'worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend, type BackendRequest } from './backend';
+import { SgdMomentum } from './optimizer';
+import { computeGradients, readAndDispose, parametersOf, parameterGroups } from './step';
+import { flatten, unflatten, type ReplicaInit, type ReplicaReply, type ReplicaRequest } from './dataParallel';
+// Registers the batch-norm layer class the topology names.
+import './model/batchNorm';
+
+const init = workerData as ReplicaInit;
+const port = parentPort!;
+const reply = (message: ReplicaReply, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+
+async function start(): Promise<void> {
+  await selectBackend(init.backend as BackendRequest);
+  const model = await tf.models.modelFromJSON(init.architecture);
+  const shapes = model.getWeights().map((w) => w.shape);
+  const weights = init.weights.map((w, i) => tf.tensor(w, shapes[i], 'float32'));
+  model.setWeights(weights);
+  tf.dispose(weights);
+  const parameters = parametersOf(model);
+  const optimizer = new SgdMomentum(init.config.momentum, init.config.weightDecay);
+  const momentum = init.momentum.map((m, i) => tf.tensor(m, parameters.variables[i].shape, 'float32'));
+  optimizer.loadBuffers(parameters.variables, momentum);
+  tf.dispose(momentum);
+  const size = init.config.imageSize;
+  let lrs = { encoder: 0, predictor: 0 };
+
+  port.on('message', (request: ReplicaRequest) => {
+    try {
+      if (request.kind === 'step') {
+        lrs = { encoder: request.lrs[0], predictor: request.lrs[1] };
+        const x1 = tf.tensor4d(request.view1, [request.count, size, size, 3]);
+        const x2 = tf.tensor4d(request.view2, [request.count, size, size, 3]);
+        const gradients = computeGradients(model, x1, x2, parameters.variables);
+        tf.dispose([x1, x2]);
+        const flat = flatten(parameters.variables.map((v) => gradients.grads[v.name]));
+        const { loss, zStd } = readAndDispose(gradients);
+        reply({ kind: 'gradients', gradients: flat, loss, zStd }, [flat.buffer as ArrayBuffer]);
+      } else if (request.kind === 'apply') {
+        const grads = unflatten(request.gradients, parameters.variables);
+        optimizer.step(parameterGroups(parameters, lrs), grads);
+        tf.dispose(Object.values(grads));
+      } else {
+        const flat = flatten(parameters.variables);
+        reply({ kind: 'weights', weights: flat }, [flat.buffer as ArrayBuffer]);
+      }
+    } catch (error) {
+      reply({ kind: 'error', message: (error as Error).message });
+    }
+  });
+  reply({ kind: 'ready' });
+}
+
+start().catch((error: Error) => reply({ kind: 'error', message: error.message }));

@@ -1,0 +1,68 @@
+// One SimSiam optimisation step, shared by the trainer and its data-parallel replicas.
+import * as tf from '@tensorflow/tfjs';
+import { forward } from './model/simsiam';
+import { simsiamLoss } from './loss';
+import { collapseStd } from './monitor';
+import type { SgdMomentum, ParameterGroup } from './optimizer';
+import { PREDICTOR_PREFIX } from './model/heads';
+
+export interface Parameters {
+  /** Trainable variables in model order, with the layer/weight names checkpoints use. */
+  all: { name: string; variable: tf.Variable }[];
+  variables: tf.Variable[];
+  encoder: tf.Variable[];
+  /** Kept apart because the predictor's lr stays fixed (paper §4.3). */
+  predictor: tf.Variable[];
+}
+
+export function parametersOf(model: tf.LayersModel): Parameters {
+  const all = model.trainableWeights.map((w) => ({ name: w.originalName, variable: w.read() as tf.Variable }));
+  const isPredictor = (p: { name: string }) => p.name.startsWith(PREDICTOR_PREFIX);
+  return {
+    all,
+    variables: all.map((p) => p.variable),
+    encoder: all.filter((p) => !isPredictor(p)).map((p) => p.variable),
+    predictor: all.filter(isPredictor).map((p) => p.variable),
+  };
+}
+
+/** The two SGD parameter groups for one epoch's learning rates. */
+export function parameterGroups(parameters: Parameters, lrs: { encoder: number; predictor: number }): ParameterGroup[] {
+  return [{ variables: parameters.encoder, lr: lrs.encoder }, { variables: parameters.predictor, lr: lrs.predictor }];
+}
+
+export interface Gradients {
+  loss: tf.Scalar;
+  /** Collapse monitor of this batch's z (view 1). */
+  zStd: tf.Scalar;
+  /** Variable name → gradient, as tf.variableGrads returns it. */
+  grads: Record<string, tf.Tensor>;
+}
+
+/** Forward both views in training mode (batch statistics) and backpropagate the symmetric loss. */
+export function computeGradients(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[]): Gradients {
+  let zStd: tf.Scalar | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const a = forward(model, view1, true);
+    const b = forward(model, view2, true);
+    zStd = tf.keep(collapseStd(a.z));
+    return simsiamLoss(a.p, b.p, a.z, b.z);
+  }, variables);
+  return { loss: value, zStd: zStd!, grads };
+}
+
+/** Reads the two scalars in one sync and frees the step's tensors. */
+export function readAndDispose(gradients: Gradients): { loss: number; zStd: number } {
+  const both = tf.stack([gradients.loss, gradients.zStd]);
+  const [loss, zStd] = both.dataSync();
+  tf.dispose([both, gradients.loss, gradients.zStd, ...Object.values(gradients.grads)]);
+  return { loss, zStd };
+}
+
+/** One SGD step on a pair of views; returns the loss and the collapse monitor of this batch. */
+export function trainStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
+  optimizer: SgdMomentum, groups: ParameterGroup[]): { loss: number; zStd: number } {
+  const gradients = computeGradients(model, view1, view2, variables);
+  optimizer.step(groups, gradients.grads);
+  return readAndDispose(gradients);
+}
