@@ -49,13 +49,25 @@ export async function decodeImage(file: string, maxShortSide: number): Promise<D
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (error) {
-    throw new ImageDecodeError(file, (error as Error).message);
+    throw new ImageDecodeError(file, decodeFailureReason(error as Error));
   }
   const { data, info } = decoded;
   if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
     throw new ImageDecodeError(file, `unexpected pixel layout after conversion (${info.channels} channels, ${info.width}x${info.height})`);
   }
   return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+}
+
+/**
+ * sharp turns a decoder warning (truncated or corrupt data) into an error. When several decodes run
+ * at once, libvips' shared error buffer is often cleared by another one first, and sharp then says
+ * only "Warning treated as error due to failOn setting", followed by warnings from a queue all
+ * decodes share, which may describe a different file. Say what it means instead.
+ */
+function decodeFailureReason(error: Error): string {
+  return error.message.startsWith('Warning treated as error due to failOn setting')
+    ? 'the image data is damaged or truncated (the decoder stopped at a warning)'
+    : error.message;
 }
 
 // ---------------------------------------------------------------------------------------------
