@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type PresetName, type TrainConfig } from './config';
 import { selectBackend } from './backend';
 import { scanDataset, type DatasetScan, type ImageRecord } from './dataset';
-import { TwoViewLoader, loadEvalBatch } from './batchLoader';
+import { TwoViewLoader, loadEvalBatch, type LoaderWarning } from './batchLoader';
 import { DecodedImageCache } from './imageDecode';
 import { defaultAugmentConfig } from './augment';
 import { buildSimSiam, forward } from './model/simsiam';
@@ -137,10 +137,19 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     ? await DataParallelTrainer.create(model, parameters.variables, optimizer, config, tf.getBackend(), shards)
     : null;
 
+  // Each unusable file is reported once, by whichever reader meets it first: the initial kNN
+  // evaluation reads the training images before the loader does, and held-out images are read
+  // by the monitor alone.
+  const skippedFiles = new Set<string>();
+  const reportSkipped = (w: LoaderWarning) => {
+    if (skippedFiles.has(w.file)) return;
+    skippedFiles.add(w.file);
+    emit(message({ type: 'warning', message: `Skipped ${w.file}: ${w.reason}`, file: w.file }));
+  };
   const loader = new TwoViewLoader(dataset.train, {
     augment: defaultAugmentConfig(config.imageSize, MEAN, STD), batchSize: config.batchSize, seed: config.seed,
     maxCachedImages: config.maxCachedImages,
-    onWarning: (w) => emit(message({ type: 'warning', message: `Skipped ${w.file}: ${w.reason}`, file: w.file })),
+    onWarning: reportSkipped,
   });
   const batchesPerEpoch = loader.batchesPerEpoch();
   // The kNN monitor embeds the same images every epoch: decode them once (at the eval size).
@@ -173,7 +182,7 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
 
   try {
     // The untrained network's kNN accuracy is the baseline the curve is read against.
-    const initialKnnTop1 = step === 0 && labelled ? await evaluateKnn(model, dataset, config, evalCache) : null;
+    const initialKnnTop1 = step === 0 && labelled ? await evaluateKnn(model, dataset, config, evalCache, reportSkipped) : null;
     if (initialKnnTop1 !== null) {
       metrics.add({ kind: 'eval', step, epoch, knnTop1: initialKnnTop1 });
       metrics.flush();
@@ -183,6 +192,8 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
       backend: shards > 1 ? `${record.backend} × ${shards} threads (data-parallel)` : record.backend,
       dataset: summarise(dataset), startStep: step, batchesPerEpoch, initialKnnTop1,
     }));
+    // What the scan left out (links to folders, unreadable folders, loose images) must not vanish silently.
+    for (const text of dataset.warnings) emit(message({ type: 'warning', message: text }));
     while (epoch < config.epochs) {
       const lrs = learningRates(config, epoch);
       const groups = parameterGroups(parameters, lrs);
@@ -221,14 +232,14 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
         setStatus('stopped');
         return finish('stopped');
       }
-      const knnTop1 = labelled ? await evaluateKnn(model, dataset, config, evalCache) : null;
+      const knnTop1 = labelled ? await evaluateKnn(model, dataset, config, evalCache, reportSkipped) : null;
       epoch += 1;
       const epochRecord = {
         epoch, epochs: config.epochs, step, meanLoss: lossSum / Math.max(1, steps), lr: lrs.encoder,
         zStd: zStdSum / Math.max(1, steps), zStdReference: 1 / Math.sqrt(config.projectorDim), knnTop1,
         imagesPerSecond: (steps * config.batchSize) / Math.max(seconds, 1e-9), seconds,
       };
-      metrics.add({ kind: 'epoch', ...epochRecord, skippedFiles: loader.skippedFiles().length });
+      metrics.add({ kind: 'epoch', ...epochRecord, skippedFiles: skippedFiles.size });
       metrics.flush();
       emit(message({ type: 'epoch', ...epochRecord }));
       if (epochRecord.zStd < config.collapseWarnFraction * epochRecord.zStdReference) {
@@ -265,12 +276,14 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
 
 /** l2-normalised backbone features of the deterministic (centre) view, in eval mode. */
 export async function embedRecords(model: tf.LayersModel, records: ImageRecord[], size: number,
-  onProgress?: (done: number) => void, cache?: DecodedImageCache): Promise<{ features: tf.Tensor2D; kept: number[] }> {
+  onProgress?: (done: number) => void, cache?: DecodedImageCache,
+  onSkipped?: (warning: LoaderWarning) => void): Promise<{ features: tf.Tensor2D; kept: number[] }> {
   const chunks: tf.Tensor2D[] = [];
   const kept: number[] = [];
   for (let start = 0; start < records.length; start += EVAL_BATCH) {
     const slice = records.slice(start, start + EVAL_BATCH);
     const batch = await loadEvalBatch(slice, size, MEAN, STD, cache);
+    batch.skipped.forEach((warning) => onSkipped?.(warning));
     if (batch.kept.length) {
       chunks.push(tf.tidy(() => {
         const images = tf.tensor4d(batch.pixels, [batch.kept.length, size, size, 3]);
@@ -286,9 +299,9 @@ export async function embedRecords(model: tf.LayersModel, records: ImageRecord[]
 }
 
 async function evaluateKnn(model: tf.LayersModel, dataset: DatasetScan, config: TrainConfig,
-  cache: DecodedImageCache): Promise<number> {
-  const bank = await embedRecords(model, dataset.train, config.imageSize, undefined, cache);
-  const queries = await embedRecords(model, dataset.test, config.imageSize, undefined, cache);
+  cache: DecodedImageCache, onSkipped: (warning: LoaderWarning) => void): Promise<number> {
+  const bank = await embedRecords(model, dataset.train, config.imageSize, undefined, cache, onSkipped);
+  const queries = await embedRecords(model, dataset.test, config.imageSize, undefined, cache, onSkipped);
   const labelsOf = (records: ImageRecord[], kept: number[]) => Int32Array.from(kept, (i) => records[i].label ?? -1);
   try {
     return await knnAccuracy(bank.features, labelsOf(dataset.train, bank.kept), queries.features,
