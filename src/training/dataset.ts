@@ -224,7 +224,8 @@ class ImageWalker {
 
   /**
    * Visible regular files and directories of `dir`, sorted. Symlinks to files count as files;
-   * symlinks to directories are skipped so that a link to a parent cannot loop forever.
+   * symlinks to directories are skipped so that a link to a parent cannot loop forever, and so are
+   * image-named links that cannot be followed (dangling or looping), with a warning.
    * Returns undefined (with a warning) when the folder cannot be read.
    */
   async listDir(dir: string): Promise<DirListing | undefined> {
@@ -254,6 +255,8 @@ class ImageWalker {
           files.push(entry.name);
         } else if (target?.isDirectory()) {
           this.warnings.push(`Skipped ${full}: it is a link to a folder (links to folders are not followed).`);
+        } else if (target === undefined && isImageFileName(entry.name)) {
+          this.warnings.push(`Skipped ${full}: it is a link that leads nowhere (its target is missing, or it loops).`);
         }
       }
     }
