@@ -14,7 +14,10 @@ import * as tf from '@tensorflow/tfjs';
 import type * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmGradientKernels } from './wasmGradients';
 
-/** Names tfjs knows a backend by (tf.getBackend()); both tfjs-node packages register 'tensorflow'. */
+/**
+ * Backend names as tfjs spells them. Both tfjs-node packages register as 'tensorflow' (what
+ * tf.getBackend() says); 'tensorflow-gpu' is accepted to ask for the GPU build.
+ */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 /** Names the user chooses from (CLI --backend, extension setting). */
 export type UserBackendName = 'node-gpu' | 'node' | 'wasm' | 'cpu';
@@ -34,8 +37,6 @@ export interface BackendInfo {
 
 /** Env var naming the folder of the tfjs-backend-wasm*.wasm files, for bundles without node_modules. */
 export const WASM_DIR_ENV = 'SIMSIAM_WASM_DIR';
-
-const WASM_BINARIES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
 
 let wasmDirectoryOverride: string | undefined;
 
@@ -57,7 +58,7 @@ function wasmDirectory(): string {
     return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   } catch {
     throw new Error(
-      `cannot locate the tfjs wasm binaries: set ${WASM_DIR_ENV} to the folder holding ${WASM_BINARIES.join(', ')} ` +
+      `cannot locate the tfjs wasm binaries: set ${WASM_DIR_ENV} to the folder holding tfjs-backend-wasm*.wasm ` +
       `(node_modules/@tensorflow/tfjs-backend-wasm/dist), or use --backend cpu`);
   }
 }
@@ -135,21 +136,23 @@ async function loadNode(variant: 'node-gpu' | 'node'): Promise<LoadedBackend> {
 
 async function loadWasm(): Promise<LoadedBackend> {
   const directory = wasmDirectory();
-  if (!WASM_BINARIES.some((file) => fs.existsSync(path.join(directory, file)))) {
-    throw new Error(
-      `no tfjs wasm binaries (${WASM_BINARIES.join(', ')}) in ${directory}: ` +
-      `point ${WASM_DIR_ENV} at node_modules/@tensorflow/tfjs-backend-wasm/dist, or use --backend cpu`);
-  }
   // Deferred so that only choosing wasm registers it (see the module comment).
   const wasm: typeof tfWasm = require('@tensorflow/tfjs-backend-wasm');
+  // Node never gets the threaded build (tfjs disables wasm threads there), so one of these two loads.
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  const binary = simd ? 'tfjs-backend-wasm-simd.wasm' : 'tfjs-backend-wasm.wasm';
+  if (!fs.existsSync(path.join(directory, binary))) {
+    throw new Error(
+      `no tfjs wasm binary ${binary} in ${directory}: ` +
+      `point ${WASM_DIR_ENV} at node_modules/@tensorflow/tfjs-backend-wasm/dist, or use --backend cpu`);
+  }
   if (tf.findBackend('wasm') === null) {
     // tfjs reads the prefix verbatim, so it must end with a separator.
     wasm.setWasmPaths(directory.endsWith(path.sep) || directory.endsWith('/') ? directory : directory + path.sep);
   }
   registerWasmGradientKernels();
   await activate('wasm', `the wasm backend failed to initialise from ${directory} (see the tfjs warning above): ` +
-    `check that the .wasm files there match @tensorflow/tfjs-backend-wasm ${wasm.version_wasm}, or use --backend cpu`);
-  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    `check that ${binary} there comes from @tensorflow/tfjs-backend-wasm ${wasm.version_wasm}, or use --backend cpu`);
   const threads = wasm.getThreadsCount();
   return { backendName: 'wasm', detail: `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})` };
 }

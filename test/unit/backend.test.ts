@@ -20,19 +20,47 @@ function isInstalled(packageName: string): boolean {
 
 const nodeBackendInstalled = isInstalled('@tensorflow/tfjs-node') || isInstalled('@tensorflow/tfjs-node-gpu');
 
+const REPO_ROOT = path.resolve(__dirname, '../../..');
+const BACKEND_MODULE = path.resolve(__dirname, '../../src/training/backend.js');
+
 /** Runs selectBackend('wasm') in a fresh process (wasm loads once per process) and reports the outcome. */
 async function selectWasmInChild(env: NodeJS.ProcessEnv, setup = ''): Promise<string> {
-  const backendModule = path.resolve(__dirname, '../../src/training/backend.js');
   const script = `
     const tf = require('@tensorflow/tfjs');
-    const backend = require(${JSON.stringify(backendModule)});
+    const backend = require(${JSON.stringify(BACKEND_MODULE)});
     ${setup}
     backend.selectBackend('wasm').then((info) => {
       const y = tf.grad((w) => tf.conv2d(tf.ones([1, 4, 4, 2]), w, 1, 'same').sum())(tf.ones([3, 3, 2, 1]));
       console.log('OK ' + info.name + ' ' + y.sum().dataSync()[0]);
     }, (error) => console.log('ERROR ' + error.message));`;
-  const { stdout } = await run(process.execPath, ['-e', script], { cwd: path.resolve(__dirname, '../../..'), env: { ...process.env, ...env } });
+  const { stdout } = await run(process.execPath, ['-e', script], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
   return stdout.trim();
+}
+
+/**
+ * Installs a stand-in @tensorflow/tfjs-node (built against tfjs-core `coreVersion`) where NODE_PATH
+ * finds it, then runs selectBackend(requested) in a fresh process. The stand-in registers a
+ * 'tensorflow' backend the way the real package does, borrowing the cpu implementation.
+ */
+async function selectWithFakeTfjsNode(coreVersion: string, requested: string): Promise<string> {
+  const modules = fs.mkdtempSync(path.join(os.tmpdir(), 'simsiam-fake-tfjs-node-'));
+  try {
+    const packageDir = path.join(modules, '@tensorflow', 'tfjs-node');
+    const ownCore = path.join(packageDir, 'node_modules', '@tensorflow', 'tfjs-core');
+    fs.mkdirSync(ownCore, { recursive: true });
+    fs.writeFileSync(path.join(ownCore, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-core', version: coreVersion }));
+    fs.writeFileSync(path.join(packageDir, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-node', version: '4.22.0', main: 'index.js' }));
+    fs.writeFileSync(path.join(packageDir, 'index.js'), `
+      const tf = require(${JSON.stringify(require.resolve('@tensorflow/tfjs'))});
+      tf.registerBackend('tensorflow', () => new (require(${JSON.stringify(require.resolve('@tensorflow/tfjs-backend-cpu'))}).MathBackendCPU)(), 3);`);
+    const script = `
+      require(${JSON.stringify(BACKEND_MODULE)}).selectBackend(${JSON.stringify(requested)}).then(
+        (info) => console.log('OK ' + JSON.stringify(info)), (error) => console.log('ERROR ' + error.message));`;
+    const { stdout } = await run(process.execPath, ['-e', script], { cwd: REPO_ROOT, env: { ...process.env, NODE_PATH: modules } });
+    return stdout.trim();
+  } finally {
+    fs.rmSync(modules, { recursive: true, force: true });
+  }
 }
 
 describe('backend selection', function () {
@@ -65,6 +93,18 @@ describe('backend selection', function () {
         /tfjs-node is not installed: npm install @tensorflow\/tfjs-node .*or use --backend wasm/);
     }
     await assert.rejects(selectBackend('node-gpu'), /tfjs-node-gpu is not installed: npm install @tensorflow\/tfjs-node-gpu/);
+  });
+
+  it('selects an installed tfjs-node built against this tfjs-core, first for auto', async () => {
+    const expected = (requested: string) => `OK ${JSON.stringify({ name: 'tensorflow', requested, detail: 'tfjs-node 4.22.0' })}`;
+    assert.strictEqual(await selectWithFakeTfjsNode(tf.version_core, 'node'), expected('node'));
+    assert.strictEqual(await selectWithFakeTfjsNode(tf.version_core, 'auto'), expected('auto'));
+  });
+
+  it('refuses a tfjs-node built against another tfjs-core and says which version to install', async () => {
+    assert.strictEqual(await selectWithFakeTfjsNode('4.0.0', 'node'),
+      `ERROR tfjs-node uses @tensorflow/tfjs-core 4.0.0 but this engine uses ${tf.version_core}: ` +
+      `npm install @tensorflow/tfjs-node@${tf.version_core}, or use --backend wasm`);
   });
 
   it('runs on the cpu backend when forced', async () => {
@@ -108,9 +148,9 @@ describe('backend selection', function () {
       // conv2d of ones with a 3x3 'same' window: dW sums, over 2 channels, how many of the 16 pixels each tap sees.
       assert.strictEqual(await selectWasmInChild({ [WASM_DIR_ENV]: copied }), `OK wasm ${2 * (4 * 4 + 4 * 3 * 4 + 3 * 3 * 4)}`);
       const missing = await selectWasmInChild({ [WASM_DIR_ENV]: empty });
-      assert.match(missing, new RegExp(`^ERROR no tfjs wasm binaries .* in ${empty.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}: point ${WASM_DIR_ENV} at`));
+      assert.match(missing, new RegExp(`^ERROR no tfjs wasm binary tfjs-backend-wasm(-simd)?\\.wasm in ${empty.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}: point ${WASM_DIR_ENV} at`));
       const overridden = await selectWasmInChild({ [WASM_DIR_ENV]: copied }, `backend.setWasmDirectory(${JSON.stringify(empty)});`);
-      assert.match(overridden, /^ERROR no tfjs wasm binaries/);
+      assert.match(overridden, /^ERROR no tfjs wasm binary/);
     } finally {
       fs.rmSync(copied, { recursive: true, force: true });
       fs.rmSync(empty, { recursive: true, force: true });
