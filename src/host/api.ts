@@ -36,6 +36,8 @@ export interface SimSiamApi {
   deleteExperiment(runDir: string): Promise<boolean>;
   /** The Experiments view's rows, as getChildren builds them now. */
   experiments(): ExperimentRow[];
+  /** Fires when the Experiments view is told to redraw (runs changed on disk or in this window). */
+  onDidChangeExperiments: vscode.Event<unknown>;
   /** The open panel of a run, or undefined. */
   panel(runDir: string): PanelProbe | undefined;
   /** Waits until the run's panel reports something that satisfies `test` (chart or gallery). */
@@ -74,6 +76,7 @@ export function createApi(commands: Commands, training: TrainingManager, view: E
       runDir: item.run.runDir, label: String(item.label), description: String(item.description), status: item.status,
       contextValue: item.contextValue ?? '',
     })),
+    onDidChangeExperiments: view.onDidChangeTreeData,
     panel: probe,
     async waitForPanel(runDir, test, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import type { RunStatus } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
 import type { TrainingManager } from './training';
-import { formatDuration, formatKnn } from './format';
+import { formatDuration, formatKnn, formatStarted } from './format';
 
 export class RunItem extends vscode.TreeItem {
   constructor(readonly run: RunSummary, readonly status: RunStatus, description: string) {
@@ -89,9 +89,7 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
 
   getChildren(parent?: RunItem): RunItem[] {
     if (parent) return [];
-    const runs = this.catalog.list();
-    void vscode.commands.executeCommand('setContext', 'simsiam.hasRuns', runs.length > 0);
-    this.items = runs.map((run) => this.itemFor(run));
+    this.items = this.catalog.list().map((run) => this.itemFor(run));
     return this.items;
   }
 
@@ -101,7 +99,8 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
     // A run this window trains is running even before its first status.json lands.
     const status: RunStatus = session && !session.ended ? 'running' : run.status.status;
     const epochs = run.record.config.epochs;
-    const parts: string[] = [];
+    // Runs of one folder share a name: when each started tells them apart.
+    const parts: string[] = [formatStarted(run.record.createdAt)];
     if (live) {
       parts.push(`epoch ${Math.min(live.epoch + 1, live.epochs)}/${live.epochs}`);
       if (live.loss !== null) parts.push(`loss ${live.loss.toFixed(3)}`);

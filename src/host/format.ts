@@ -11,3 +11,11 @@ export function formatDuration(seconds: number): string {
 export function formatKnn(top1: number): string {
   return `${(top1 * 100).toFixed(1)}%`;
 }
+
+/** "Nov 28 21:57" in the local time zone. */
+export function formatStarted(isoTime: string): string {
+  const date = new Date(isoTime);
+  if (Number.isNaN(date.getTime())) return isoTime;
+  const month = date.toLocaleString('en', { month: 'short' });
+  return `${month} ${date.getDate()} ${String(date.getHours()).padStart(2, '0')}:${String(date.getMinutes()).padStart(2, '0')}`;
+}

@@ -62,6 +62,16 @@ function findRunsFolders(root: string): string[] {
   return found;
 }
 
+/** A created path that is a runs folder, a run folder, or a folder holding runs (created in one go). */
+function mayHoldNewRuns(created: string): boolean {
+  if (/[\\/](node_modules|\.git)([\\/]|$)/.test(created)) return false;
+  const name = path.basename(created);
+  const parent = path.basename(path.dirname(created));
+  if (name === '.simsiam' || (name === 'runs' && parent === '.simsiam')) return true;
+  if (parent === 'runs' && path.basename(path.dirname(path.dirname(created))) === '.simsiam') return true;
+  return fs.existsSync(path.join(created, RUNS_SUBPATH));
+}
+
 /** The last epoch record, read from the end of metrics.jsonl (the file grows by a line per step). */
 export function readLastEpochRecord(runDir: string): EpochRecord | null {
   const file = path.join(runDir, METRICS_FILE);
@@ -119,27 +129,43 @@ export class RunCatalog implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private pending = new Set<string>();
   private walked: string[] | undefined;
+  private readonly workspaceWatchers: vscode.FileSystemWatcher[] = [];
   private debounce: NodeJS.Timeout | undefined;
 
   /** Run folders whose files changed (debounced); an empty list means "anything may have changed". */
   readonly onDidChange = this.changes.event;
 
   constructor(private readonly workspaceState: vscode.Memento) {
-    // Runs that appear anywhere in the workspace (a new dataset trained from the CLI, say).
-    const workspaceWatcher = vscode.workspace.createFileSystemWatcher(`**/.simsiam/runs/*/{${RUN_FILE},${STATUS_FILE}}`);
-    const onFile = (uri: vscode.Uri) => {
+    this.disposables.push(
+      vscode.workspace.onDidChangeWorkspaceFolders(() => this.rescan()),
+      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('simsiam.runsFolder') && this.fire([])),
+    );
+  }
+
+  /**
+   * Watches the workspace for runs that appear anywhere in it (a dataset trained from the CLI, say).
+   * The workbench reports a new folder tree as the creation of its top folder only, so every created
+   * entry is checked for being, or holding, a runs folder: one existsSync per created file.
+   */
+  private watchWorkspace(): void {
+    if (this.workspaceWatchers.length) return;
+    const runFiles = vscode.workspace.createFileSystemWatcher(`**/.simsiam/runs/*/{${RUN_FILE},${STATUS_FILE}}`);
+    const onRunFile = (uri: vscode.Uri) => {
       const runDir = path.dirname(uri.fsPath);
       if (this.walked && !this.walked.includes(path.dirname(runDir))) this.walked = undefined;
       this.fire([runDir]);
     };
-    workspaceWatcher.onDidCreate(onFile);
-    workspaceWatcher.onDidChange(onFile);
-    workspaceWatcher.onDidDelete(onFile);
-    this.disposables.push(
-      workspaceWatcher,
-      vscode.workspace.onDidChangeWorkspaceFolders(() => this.rescan()),
-      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('simsiam.runsFolder') && this.fire([])),
-    );
+    runFiles.onDidCreate(onRunFile);
+    runFiles.onDidChange(onRunFile);
+    runFiles.onDidDelete(onRunFile);
+    const created = vscode.workspace.createFileSystemWatcher('**/*', false, true, true);
+    created.onDidCreate((uri) => {
+      if (mayHoldNewRuns(uri.fsPath)) {
+        this.walked = undefined;
+        this.fire([]);
+      }
+    });
+    this.workspaceWatchers.push(runFiles, created);
   }
 
   /** Remembers a runs folder this workspace trained into, so its runs are listed from now on. */
@@ -157,6 +183,7 @@ export class RunCatalog implements vscode.Disposable {
   }
 
   runsFolders(): string[] {
+    this.watchWorkspace();
     // The walk is the only costly part of listing, so it runs once until something invalidates it.
     this.walked ??= (vscode.workspace.workspaceFolders ?? [])
       .filter((workspaceFolder) => workspaceFolder.uri.scheme === 'file')
@@ -212,6 +239,7 @@ export class RunCatalog implements vscode.Disposable {
 
   dispose(): void {
     clearTimeout(this.debounce);
+    this.workspaceWatchers.forEach((watcher) => watcher.dispose());
     for (const watcher of this.watchers.values()) watcher.dispose();
     this.disposables.forEach((d) => d.dispose());
     this.changes.dispose();

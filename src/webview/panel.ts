@@ -289,6 +289,10 @@ export class ExperimentPanel implements vscode.Disposable {
   }
 
   private async onQuery(source: 'random' | 'pick' | 'path', requested?: string): Promise<void> {
+    if (!vscode.workspace.isTrusted) {
+      this.post({ type: 'galleryError', message: 'Indexing is disabled in Restricted Mode: trust the workspace to search for similar images.' });
+      return;
+    }
     let image: string | undefined;
     if (source === 'random') image = this.randomImage();
     else if (source === 'pick') {
@@ -417,7 +421,7 @@ export class ExperimentPanel implements vscode.Disposable {
     const scriptNonce = nonce();
     const csp = [
       "default-src 'none'",
-      `img-src ${webview.cspSource} data:`,
+      `img-src ${webview.cspSource}`,
       `style-src ${webview.cspSource}`,
       `font-src ${webview.cspSource}`,
       `script-src 'nonce-${scriptNonce}'`,

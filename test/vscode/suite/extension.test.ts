@@ -7,6 +7,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { SimSiamApi } from '../../../src/host/api';
 import type { MetricRecord, StatusRecord } from '../../../src/training/runStore';
+import { resolveConfig } from '../../../src/training/config';
 import { makeFolderWithDuplicate, makeLabelledFolder } from './fixtures';
 
 const EXTENSION_ID = 'simsiam-lab.simsiam-lab';
@@ -170,6 +171,37 @@ describe('SimSiam extension', function () {
     const deadline = Date.now() + 10_000;
     while (!openTabs().includes(wanted) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
     assert.ok(openTabs().includes(wanted), `query.png was not opened: ${openTabs().join(', ')}`);
+  });
+
+  it('lists runs that another process writes into the workspace, and follows their status', async () => {
+    // What the CLI (or another window) leaves on disk: a run folder with its run.json and status.json.
+    const datasetRoot = path.join(workspaceRoot(), 'from-the-cli');
+    const runDir = path.join(datasetRoot, '.simsiam', 'runs', '20260101-000000-cli');
+    const record = {
+      id: '20260101-000000-cli', name: 'cli', createdAt: new Date().toISOString(), config: resolveConfig('tiny'),
+      dataset: { root: datasetRoot, trainImages: 10, testImages: 0, classes: [] }, backend: 'cpu',
+    };
+    const writeStatus = (status: string) => fs.writeFileSync(path.join(runDir, 'status.json'),
+      JSON.stringify({ status, step: 3, epoch: 1, updatedAt: new Date().toISOString() }));
+    const changed = () => new Promise<void>((resolve) => {
+      const subscription = api.onDidChangeExperiments(() => {
+        subscription.dispose();
+        resolve();
+      });
+    });
+    api.experiments();
+    const listed = changed();
+    fs.mkdirSync(runDir, { recursive: true });
+    fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(record));
+    writeStatus('stopped');
+    await listed;
+    assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'stopped');
+
+    const restatused = changed();
+    writeStatus('failed');
+    await restatused;
+    assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'failed');
+    fs.rmSync(datasetRoot, { recursive: true, force: true });
   });
 
   it('deletes an experiment and drops it from the view', async () => {
