@@ -51,7 +51,8 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     fs.renameSync(temporary, file);
   } catch (error) {
     fs.rmSync(temporary, { force: true });
-    throw error;
+    // A failed write(2) — a full disk, an I/O error — names no file: say which one, and that the old one stands.
+    throw new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
   }
 }
 
