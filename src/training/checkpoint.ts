@@ -85,8 +85,12 @@ export async function saveCheckpoint(runDir: string, model: tf.LayersModel, opti
 }
 
 function pruneCheckpoints(checkpointsDir: string, newest: string): void {
-  const old = fs.readdirSync(checkpointsDir).filter((n) => n.startsWith('step-') && n !== newest).sort();
-  for (const name of old.slice(0, Math.max(0, old.length - (KEEP_CHECKPOINTS - 1)))) {
+  const names = fs.readdirSync(checkpointsDir);
+  const old = names.filter((n) => n.startsWith('step-') && n !== newest).sort();
+  // A process killed while writing a checkpoint leaves its temporary folder (a full model's worth of
+  // bytes). Only one process trains a run and its own was just renamed, so any left now is such a leftover.
+  const leftovers = names.filter((n) => n.startsWith('.tmp-'));
+  for (const name of [...old.slice(0, Math.max(0, old.length - (KEEP_CHECKPOINTS - 1))), ...leftovers]) {
     fs.rmSync(path.join(checkpointsDir, name), { recursive: true, force: true });
   }
 }
