@@ -56,7 +56,11 @@ export class SgdMomentum {
   private bufferFor(variable: tf.Variable): tf.Variable {
     let buffer = this.buffers.get(variable);
     if (!buffer) {
-      buffer = tf.variable(tf.zerosLike(variable), false);
+      // A variable takes its own reference to its initial value's data; the zeros tensor itself
+      // would otherwise stay registered (and its bytes allocated) for the life of the process.
+      const zeros = tf.zerosLike(variable);
+      buffer = tf.variable(zeros, false);
+      zeros.dispose();
       this.buffers.set(variable, buffer);
     }
     return buffer;
