@@ -165,6 +165,7 @@ describe('faults', function () {
       return (realWriteFileSync as (...args: unknown[]) => void)(file, ...rest);
     } as typeof fs.writeFileSync;
     let firstCheckpoint = -1;
+    const tensorsBefore = tf.memory().numTensors;
     try {
       await assert.rejects(
         startTraining({ folder, preset: 'tiny', overrides: { ...SMALL, epochs: 3 } }, (m) => {
@@ -179,6 +180,9 @@ describe('faults', function () {
       nodeFs.writeFileSync = realWriteFileSync;
     }
     assert.ok(failed, 'the fault was injected');
+    // The engine process outlives a failed run and starts the next one: the failed run's model,
+    // optimizer state and batches must all be released.
+    assert.strictEqual(tf.memory().numTensors, tensorsBefore, 'the failed run left no tensors behind');
     const runDir = listRuns(path.join(folder, '.simsiam', 'runs'))[0];
     const status = readStatus(runDir);
     assert.strictEqual(status.status, 'failed');
@@ -194,6 +198,7 @@ describe('faults', function () {
     const done = await resumeTraining({ runDir }, () => undefined, new StopSignal());
     assert.strictEqual(done.status, 'completed');
     assertCompleteHistory(runDir, 3, firstCheckpoint);
+    assert.strictEqual(tf.memory().numTensors, tensorsBefore, 'the resumed run left no tensors behind');
   });
 
   it('a checkpoint pointer that cannot be written (ENOSPC from /dev/full) keeps the previous checkpoint and names the file', async () => {
