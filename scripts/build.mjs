@@ -1,7 +1,8 @@
 // Bundles the extension for VS Code with esbuild:
 //   dist/extension.js         the extension host side (never loads tfjs or sharp)
 //   dist/engineProcess.js     the engine, forked per training run and for search
-//   dist/batchLoaderWorker.js the engine's image-loading thread (resolved next to the engine)
+//   dist/<name>Worker.js      the engine's worker threads: every src/training/*Worker.ts, which the
+//                             engine starts from path.join(__dirname, '<name>Worker.js')
 //   dist/*.wasm               tfjs' wasm binaries (the engine is told where via SIMSIAM_WASM_DIR)
 //   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
 // sharp (native) stays external and ships in node_modules inside the .vsix (see scripts/package.mjs).
@@ -31,6 +32,13 @@ const common = {
 
 const node = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
 
+/** Worker-thread entries of the engine, by bundle name. */
+export function engineWorkerEntries() {
+  return Object.fromEntries(fs.readdirSync(path.join(root, 'src', 'training'))
+    .filter((file) => /Worker\.ts$/.test(file))
+    .map((file) => [file.replace(/\.ts$/, ''), `src/training/${file}`]));
+}
+
 async function build() {
   fs.rmSync(dist, { recursive: true, force: true });
   fs.rmSync(mediaDist, { recursive: true, force: true });
@@ -39,7 +47,7 @@ async function build() {
     esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: dist, external: ['vscode'] }),
     esbuild.build({
       ...node,
-      entryPoints: { engineProcess: 'src/training/engineProcess.ts', batchLoaderWorker: 'src/training/batchLoaderWorker.ts' },
+      entryPoints: { engineProcess: 'src/training/engineProcess.ts', ...engineWorkerEntries() },
       outdir: dist,
       external: ENGINE_EXTERNALS,
     }),
@@ -55,7 +63,7 @@ async function build() {
   fs.copyFileSync(path.join(root, 'node_modules/uplot/dist/uPlot.min.css'), path.join(mediaDist, 'uPlot.min.css'));
   const size = (file) => `${(fs.statSync(file).size / 1024).toFixed(0)} KiB`;
   console.log(`built in ${Date.now() - started} ms${production ? ' (production)' : ''}: ` +
-    ['dist/extension.js', 'dist/engineProcess.js', 'dist/batchLoaderWorker.js', 'media/dist/panel.js']
+    ['dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`), 'media/dist/panel.js']
       .map((f) => `${f} ${size(path.join(root, f))}`).join(', '));
 }
 
@@ -73,7 +81,9 @@ function checkExtensionStaysLight(metafile) {
   }
 }
 
-build().catch((error) => {
-  console.error(error.message ?? error);
-  process.exit(1);
-});
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  build().catch((error) => {
+    console.error(error.message ?? error);
+    process.exit(1);
+  });
+}

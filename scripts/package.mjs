@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { fileURLToPath } from 'url';
 import { createRequire } from 'module';
+import { engineWorkerEntries } from './build.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(root, 'package.json'));
@@ -46,7 +47,8 @@ function runtimeClosure(name, seen = new Set()) {
 const listing = execFileSync('unzip', ['-Z1', out], { encoding: 'utf8' }).split('\n').filter(Boolean);
 const has = (prefix) => listing.some((entry) => entry.startsWith(`extension/${prefix}`));
 const required = [
-  'dist/extension.js', 'dist/engineProcess.js', 'dist/batchLoaderWorker.js', 'dist/tfjs-backend-wasm-simd.wasm',
+  'dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`),
+  'dist/tfjs-backend-wasm-simd.wasm',
   'dist/tfjs-backend-wasm.wasm', 'media/dist/panel.js', 'media/dist/uPlot.min.css', 'media/panel.css', 'media/simsiam.svg',
   'media/icon.png', 'node_modules/sharp/lib/index.js', `node_modules/@img/sharp-${target}/lib/sharp-${target}.node`,
   ...[...runtimeClosure('sharp')].map((name) => `node_modules/${name}/package.json`),

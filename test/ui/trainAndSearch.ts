@@ -4,6 +4,9 @@
 // Images → the gallery shows its thumbnails. Screenshots go to test-output/ui/.
 //
 // Run: npm run test:ui   (packages the .vsix first). SIMSIAM_VSCODE_HEADED=1 shows the browser.
+// SIMSIAM_UI_DATASET=<folder> trains on a copy of that folder with the tiny preset's own image size
+// and batch (SIMSIAM_UI_EPOCHS epochs, default 3) instead of the generated one: how the screenshots
+// in docs/EXTENSION.md were made, from sample/fashion-mnist.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -62,13 +65,32 @@ async function acceptQuickPick(page: Page, rowText: string, filter: string): Pro
   await page.keyboard.press('Enter');
 }
 
+/** The first image of the dataset in Explorer order (folders sorted by name), dataset-relative. */
+function firstImage(root: string, relative = ''): string {
+  const entries = fs.readdirSync(path.join(root, relative), { withFileTypes: true })
+    .filter((e) => !e.name.startsWith('.')).sort((a, b) => a.name.localeCompare(b.name));
+  const image = entries.find((e) => e.isFile() && /\.(png|jpe?g)$/i.test(e.name));
+  if (image) return path.posix.join(relative, image.name);
+  for (const dir of entries.filter((e) => e.isDirectory())) {
+    const found = firstImage(root, path.posix.join(relative, dir.name));
+    if (found) return found;
+  }
+  return '';
+}
+
 interface StepResult { name: string; ok: boolean; seconds: number; error?: string }
 
 async function main(): Promise<number> {
   fs.mkdirSync(outputDir, { recursive: true });
   const workspace = fs.mkdtempSync(path.join(os.tmpdir(), 'simsiam-ui-'));
   // The workspace folder is the dataset: one subfolder per class.
-  await makeLabelledFolder(workspace, 48, 7);
+  const datasetSource = process.env.SIMSIAM_UI_DATASET;
+  if (datasetSource) fs.cpSync(path.resolve(datasetSource), workspace, { recursive: true, filter: (file) => !file.includes('.simsiam') });
+  else await makeLabelledFolder(workspace, 48, 7);
+  const queryImage = firstImage(workspace);
+  const epochs = Number(process.env.SIMSIAM_UI_EPOCHS ?? 3);
+  // What a person would put in their settings to train quickly on a laptop.
+  const settings = datasetSource ? { 'simsiam.epochs': epochs } : { 'simsiam.epochs': epochs, 'simsiam.batchSize': 8, 'simsiam.imageSize': 16 };
   const vsix = findVsix();
   console.log(`installing ${path.relative(repoRoot, vsix)} (${(fs.statSync(vsix).size / 1024 / 1024).toFixed(1)} MiB)`);
   const results: StepResult[] = [];
@@ -78,8 +100,7 @@ async function main(): Promise<number> {
   try {
     server = await startCodeServer({
       vsixFiles: [vsix],
-      // What a person would put in their settings to train quickly on a laptop.
-      settings: { 'simsiam.epochs': 3, 'simsiam.batchSize': 8, 'simsiam.imageSize': 16, 'workbench.colorTheme': 'Default Dark Modern' },
+      settings: { ...settings, 'workbench.colorTheme': 'Default Dark Modern' },
     });
     browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
@@ -125,9 +146,9 @@ async function main(): Promise<number> {
 
     await step('the run finishes and the Experiments view lists it as completed', async () => {
       const frame = (await panelFrame(page))!;
-      await until('the run to complete', async () => (await frame.getAttribute('#app', 'data-status')) === 'completed');
+      await until('the run to complete', async () => (await frame.getAttribute('#app', 'data-status')) === 'completed', datasetSource ? 60 * 60_000 : STEP_TIMEOUT_MS);
       const points = Number(await frame.getAttribute('.charts', 'data-step-points'));
-      if (!(points >= 3)) throw new Error(`the loss chart shows ${points} points after 3 epochs`);
+      if (!(points >= epochs)) throw new Error(`the loss chart shows ${points} points after ${epochs} epochs`);
       // The row's icon turns from the spinning sync to the pass check.
       await page.locator('.pane-body .monaco-list-row', { hasText: path.basename(workspace) }).locator('.codicon-pass').first()
         .waitFor({ timeout: STEP_TIMEOUT_MS });
@@ -138,8 +159,11 @@ async function main(): Promise<number> {
       await page.keyboard.press('Control+Shift+E');
       const tree = page.locator('.explorer-folders-view');
       await tree.waitFor({ state: 'visible' });
-      await tree.locator('.monaco-list-row', { hasText: 'warm' }).first().click();
-      const image = tree.locator('.monaco-list-row', { hasText: 'warm-000.png' }).first();
+      const segments = queryImage.split('/');
+      const row = (name: string) => tree.locator('.monaco-list-row')
+        .filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) }).first();
+      for (const folder of segments.slice(0, -1)) await row(folder).click();
+      const image = row(segments[segments.length - 1]);
       await image.waitFor({ state: 'visible' });
       await image.click({ button: 'right' });
       await sleep(300);
@@ -150,7 +174,7 @@ async function main(): Promise<number> {
 
     await step('the gallery shows the query and its neighbours as thumbnails', async () => {
       const frame = await until('the experiment panel', () => panelFrame(page));
-      await until('the gallery of warm-000.png', async () => (await frame.getAttribute('.thumbs', 'data-query')) === 'warm/warm-000.png');
+      await until(`the gallery of ${queryImage}`, async () => (await frame.getAttribute('.thumbs', 'data-query')) === queryImage);
       const loaded = await until('thumbnails to load', async () => {
         const counts = await frame.$$eval('.thumbs img', (images) => images.map((i) => (i as HTMLImageElement).naturalWidth));
         return counts.length > 1 && counts.every((w) => w > 0) ? counts.length : undefined;
@@ -166,8 +190,8 @@ async function main(): Promise<number> {
       // The workbench's own reload: it saves the open editors (the panel's state included) first.
       await runCommand(page, 'Developer: Reload Window');
       const frame = await until('the restored experiment panel', () => panelFrame(page));
-      await until('the restored loss chart', async () => Number(await frame.getAttribute('.charts', 'data-step-points')) >= 3);
-      await until('the restored gallery', async () => (await frame.getAttribute('.thumbs', 'data-query')) === 'warm/warm-000.png' &&
+      await until('the restored loss chart', async () => Number(await frame.getAttribute('.charts', 'data-step-points')) >= epochs);
+      await until('the restored gallery', async () => (await frame.getAttribute('.thumbs', 'data-query')) === queryImage &&
         Number(await frame.getAttribute('.thumbs', 'data-loaded')) > 1, 30_000)
         .catch(async (error) => {
           throw new Error(`${(error as Error).message}; the gallery says: ${await frame.textContent('.gallery-status')}`);
