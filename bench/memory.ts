@@ -1,0 +1,85 @@
+/**
+ * Memory over a small real training run: startTraining (loader, data-parallel replicas where the
+ * trainer uses them, kNN monitor, checkpoints) for three short epochs on a generated labelled
+ * folder. The tensors alive on the main thread after each epoch must not grow: a leak of even one
+ * tensor per step becomes thousands over a real run.
+ */
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { startTraining, StopSignal } from '../src/training/trainer';
+import type { UserBackendName } from '../src/training/backend';
+import type { EngineMessage } from '../src/training/protocol';
+import { writeSyntheticImages } from './syntheticImages';
+import { mib, table } from './timing';
+import type { BenchContext } from './context';
+
+const EPOCHS = 3;
+
+export interface MemorySnapshot {
+  label: string;
+  numTensors: number;
+  tensorBytes: number;
+  rssBytes: number;
+  heapBytes: number;
+}
+
+export interface MemoryFigures {
+  backend: string;
+  snapshots: MemorySnapshot[];
+  /** Tensors gained from the first epoch's end to the last's; 0 when nothing leaks. */
+  tensorGrowth: number;
+  /** Tensors still alive after the run returned, beyond those alive before it started. */
+  tensorsLeftAfterRun: number;
+}
+
+function snapshot(label: string): MemorySnapshot {
+  const memory = tf.memory();
+  const usage = process.memoryUsage();
+  return { label, numTensors: memory.numTensors, tensorBytes: memory.numBytes, rssBytes: usage.rss, heapBytes: usage.heapUsed };
+}
+
+export async function benchMemory(context: BenchContext, backend: UserBackendName): Promise<MemoryFigures> {
+  const classes = context.quick ? 2 : 4;
+  const perClass = context.quick ? 20 : 40;
+  const batchSize = context.quick ? 16 : 64;
+  context.heading(`Memory over a real run: startTraining, tiny preset, batch ${batchSize}, ${EPOCHS} epochs on ` +
+    `${classes * perClass} labelled JPEGs (${classes} classes, 10 % held out for the kNN monitor), backend ${backend}`);
+  const folder = path.join(context.workDir, 'memory-run');
+  await writeSyntheticImages(folder, { count: classes * perClass, width: 96, height: 72, format: 'jpeg', seed: 31, classes });
+
+  global.gc?.();
+  const snapshots = [snapshot('before startTraining')];
+  let backendDetail = backend as string;
+  const warnings: string[] = [];
+  const emit = (message: EngineMessage) => {
+    if (message.type === 'started') {
+      backendDetail = message.backend;
+      snapshots.push(snapshot('started (model built, initial kNN)'));
+    } else if (message.type === 'epoch') {
+      snapshots.push(snapshot(`after epoch ${message.epoch} (${message.imagesPerSecond.toFixed(1)} images/s, kNN done)`));
+    } else if (message.type === 'warning') {
+      warnings.push(message.message);
+    }
+  };
+  await startTraining({
+    folder, preset: 'tiny', overrides: { backend, epochs: EPOCHS, batchSize }, runsDir: path.join(context.workDir, 'memory-runs'),
+    name: 'bench-memory',
+  }, emit, new StopSignal());
+  global.gc?.();
+  snapshots.push(snapshot('after the run returned'));
+
+  const epochEnds = snapshots.filter((s) => s.label.startsWith('after epoch'));
+  const tensorGrowth = epochEnds[epochEnds.length - 1].numTensors - epochEnds[0].numTensors;
+  const tensorsLeftAfterRun = snapshots[snapshots.length - 1].numTensors - snapshots[0].numTensors;
+  const rows = [['moment', 'tensors', 'tensor bytes', 'RSS', 'JS heap']];
+  for (const s of snapshots) rows.push([s.label, String(s.numTensors), mib(s.tensorBytes), mib(s.rssBytes), mib(s.heapBytes)]);
+  context.print(`  backend ${backendDetail}`);
+  context.print(table(rows));
+  context.print(tensorGrowth === 0
+    ? `  tensors alive after each epoch: constant (${epochEnds[0].numTensors})`
+    : `  tensors alive after each epoch: NOT constant, ${tensorGrowth > 0 ? '+' : ''}${tensorGrowth} from epoch 1 to ${EPOCHS} (a leak)`);
+  context.print(`  tensors left after the run returned: ${tensorsLeftAfterRun > 0 ? '+' : ''}${tensorsLeftAfterRun} vs before it ` +
+    '(should be about 0: a few constants tfjs caches on first use are fine, one per parameter is a per-run leak)');
+  for (const warning of warnings) context.print(`  engine warning: ${warning}`);
+  return { backend: backendDetail, snapshots, tensorGrowth, tensorsLeftAfterRun };
+}
