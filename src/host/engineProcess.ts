@@ -40,6 +40,8 @@ export class EngineProcess implements vscode.Disposable {
   constructor(private readonly options: EngineLaunchOptions) {
     this.child = fork(options.script, [], {
       env: { ...process.env, ...options.env },
+      // Not the extension host's flags: under a debugger they hold an --inspect port the child would fight over.
+      execArgv: [],
       // stdout/stderr carry tfjs' own notices and crash traces: they belong in the log.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
