@@ -167,9 +167,23 @@ async function benchBackend(context: BenchContext, backend: UserBackendName, rec
     return { backend, detail: info.detail, batchSize: config.batchSize, stepMs, imagesPerSecond, phases, dataParallel, kernels };
   } finally {
     await batches.return(undefined);
-    await loader.close();
+    await closeLoader(loader);
     optimizer.dispose();
     model.dispose();
+  }
+}
+
+/**
+ * TwoViewLoader.close() can leave nothing to keep Node running: replies queued while a long
+ * synchronous step blocked the main thread are handled during terminate() and unref the worker,
+ * and the process then exits, status 0, before close() resolves. A timer keeps it alive meanwhile.
+ */
+async function closeLoader(loader: TwoViewLoader): Promise<void> {
+  const keepAlive = setInterval(() => undefined, 1000);
+  try {
+    await loader.close();
+  } finally {
+    clearInterval(keepAlive);
   }
 }
 
