@@ -36,6 +36,9 @@ interface Options {
 
 const RETRIEVAL_IMAGES_QUICK = 5_000;
 
+/** A wrong option: its message is enough, without a stack. */
+class UsageError extends Error {}
+
 function parseOptions(): Options {
   return new Command('bench')
     .description('Prints training, augmentation, embedding, memory and retrieval figures of the SimSiam engine.')
@@ -54,7 +57,7 @@ function chosenSections(only: string | undefined): Section[] {
   if (!only) return [...SECTIONS];
   const wanted = only.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = wanted.filter((s) => !(SECTIONS as readonly string[]).includes(s));
-  if (unknown.length) throw new Error(`--only: unknown section ${unknown.join(', ')} (choose from ${SECTIONS.join(', ')})`);
+  if (unknown.length) throw new UsageError(`--only: unknown section ${unknown.join(', ')} (choose from ${SECTIONS.join(', ')})`);
   return SECTIONS.filter((s) => wanted.includes(s));
 }
 
@@ -206,6 +209,6 @@ async function main(): Promise<void> {
 }
 
 main().then(() => process.exit(0), (error: Error) => {
-  console.error(error);
+  console.error(error instanceof UsageError ? `bench: ${error.message}` : error);
   process.exit(1);
 });
