@@ -159,6 +159,7 @@ export class TwoViewLoader {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.worker.ref();
     await this.worker.terminate();
     this.failAll(new Error('The image loader was closed.'));
   }
@@ -179,7 +180,9 @@ export class TwoViewLoader {
   private onReply(reply: BatchReply): void {
     const request = this.pending.get(reply.jobId);
     this.pending.delete(reply.jobId);
-    if (this.pending.size === 0) {
+    // While closing, terminate() must keep the process alive until it resolves: replies still
+    // queued are delivered during it, and unref-ing here would let Node exit mid-close.
+    if (this.pending.size === 0 && !this.closing) {
       this.worker.unref();
     }
     if ('error' in reply) {

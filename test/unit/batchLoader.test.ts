@@ -1,4 +1,5 @@
 import * as assert from 'assert';
+import { spawnSync } from 'child_process';
 import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -155,6 +156,28 @@ describe('TwoViewLoader', () => {
       const again = await collect(loader.epoch(1));
       assert.strictEqual(again.length, 4);
     });
+  });
+
+  it('keeps the process alive until close() returns, even with replies queued behind a busy main thread', () => {
+    // The main thread blocks (as a synchronous training step does) while prefetched batches come
+    // back; close() then receives them during terminate(). Node must not exit before it resolves.
+    const script = `
+      const { TwoViewLoader } = require(${JSON.stringify(require.resolve('../../src/training/batchLoader'))});
+      const { defaultAugmentConfig } = require(${JSON.stringify(require.resolve('../../src/training/augment'))});
+      const records = ${JSON.stringify(records)};
+      (async () => {
+        const loader = new TwoViewLoader(records, { augment: defaultAugmentConfig(${SIZE}), batchSize: ${BATCH}, seed: 1, maxCachedImages: 100, prefetch: 3 });
+        const batches = loader.epoch(0)[Symbol.asyncIterator]();
+        await batches.next();
+        const busyUntil = Date.now() + 1500;
+        while (Date.now() < busyUntil) {}
+        await batches.return();
+        await loader.close();
+        console.log('closed');
+      })();`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.strictEqual(result.status, 0, result.stderr);
+    assert.strictEqual(result.stdout.trim(), 'closed');
   });
 });
 
