@@ -5,7 +5,7 @@
  * decoded pixels (the kNN monitor after its first evaluation).
  */
 import { selectBackend, type UserBackendName } from '../src/training/backend';
-import { embedRecords } from '../src/training/trainer';
+import { embedRecords } from '../src/training/embedding';
 import { buildSimSiam } from '../src/training/model/simsiam';
 import { DecodedImageCache } from '../src/training/imageDecode';
 import type { ImageRecord } from '../src/training/dataset';

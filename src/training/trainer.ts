@@ -7,11 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type PresetName, type TrainConfig } from './config';
 import { selectBackend } from './backend';
 import { scanDataset, type DatasetScan, type ImageRecord } from './dataset';
-import { TwoViewLoader, loadEvalBatch, type LoaderWarning } from './batchLoader';
+import { TwoViewLoader, type LoaderWarning } from './batchLoader';
+import { embedRecords } from './embedding';
 import { DecodedImageCache } from './imageDecode';
 import { defaultAugmentConfig } from './augment';
-import { buildSimSiam, forward } from './model/simsiam';
-import { l2Normalize } from './loss';
+import { buildSimSiam } from './model/simsiam';
 import { knnAccuracy } from './monitor';
 import { trainStep, parametersOf, parameterGroups } from './step';
 import { SgdMomentum } from './optimizer';
@@ -35,14 +35,6 @@ export class StopSignal {
     this.requested = true;
   }
 }
-
-/** Features used for evaluation come from this many images at a time. */
-const EVAL_BATCH = 256;
-
-// ImageNet statistics: the official recipe normalises with them, and a folder of arbitrary images
-// has no better prior before it is scanned.
-const MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-const STD: [number, number, number] = [0.229, 0.224, 0.225];
 
 export class TrainingError extends Error {}
 
@@ -147,7 +139,7 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     emit(message({ type: 'warning', message: `Skipped ${w.file}: ${w.reason}`, file: w.file }));
   };
   const loader = new TwoViewLoader(dataset.train, {
-    augment: defaultAugmentConfig(config.imageSize, MEAN, STD), batchSize: config.batchSize, seed: config.seed,
+    augment: defaultAugmentConfig(config.imageSize), batchSize: config.batchSize, seed: config.seed,
     maxCachedImages: config.maxCachedImages,
     onWarning: reportSkipped,
   });
@@ -274,29 +266,6 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
   }
 }
 
-/** l2-normalised backbone features of the deterministic (centre) view, in eval mode. */
-export async function embedRecords(model: tf.LayersModel, records: ImageRecord[], size: number,
-  onProgress?: (done: number) => void, cache?: DecodedImageCache,
-  onSkipped?: (warning: LoaderWarning) => void): Promise<{ features: tf.Tensor2D; kept: number[] }> {
-  const chunks: tf.Tensor2D[] = [];
-  const kept: number[] = [];
-  for (let start = 0; start < records.length; start += EVAL_BATCH) {
-    const slice = records.slice(start, start + EVAL_BATCH);
-    const batch = await loadEvalBatch(slice, size, MEAN, STD, cache);
-    batch.skipped.forEach((warning) => onSkipped?.(warning));
-    if (batch.kept.length) {
-      chunks.push(tf.tidy(() => {
-        const images = tf.tensor4d(batch.pixels, [batch.kept.length, size, size, 3]);
-        return l2Normalize(forward(model, images, false).features);
-      }));
-      kept.push(...batch.kept.map((i) => start + i));
-    }
-    onProgress?.(Math.min(records.length, start + EVAL_BATCH));
-  }
-  const features = chunks.length ? tf.concat(chunks) as tf.Tensor2D : tf.zeros([0, 1]) as tf.Tensor2D;
-  tf.dispose(chunks);
-  return { features, kept };
-}
 
 async function evaluateKnn(model: tf.LayersModel, dataset: DatasetScan, config: TrainConfig,
   cache: DecodedImageCache, onSkipped: (warning: LoaderWarning) => void): Promise<number> {

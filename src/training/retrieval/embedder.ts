@@ -4,7 +4,7 @@
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { loadModel, type CheckpointPointer } from '../checkpoint';
-import { embedRecords } from '../trainer';
+import { embedRecords } from '../embedding';
 import { decodeImage, ImageDecodeError } from '../imageDecode';
 import type { ImageRecord } from '../dataset';
 import type { EmbeddedFiles } from './embeddingIndex';
