@@ -32,6 +32,8 @@ const WALK_MAX_DIRECTORIES = 5_000;
 const SKIPPED_DIRECTORIES = new Set(['node_modules', '.git', '.hg', '.svn', 'out', 'dist', '.vscode-test']);
 const REMEMBERED_KEY = 'simsiam.runsFolders';
 const TAIL_BYTES = 64 * 1024;
+/** File watchers can miss changes inside folder trees created in one go; running runs are also polled. */
+const RUNNING_POLL_MS = 4_000;
 
 /** Runs folders (<x>/.simsiam/runs) under `root`, breadth first, bounded in depth and breadth. */
 function findRunsFolders(root: string): string[] {
@@ -70,6 +72,10 @@ function mayHoldNewRuns(created: string): boolean {
   if (name === '.simsiam' || (name === 'runs' && parent === '.simsiam')) return true;
   if (parent === 'runs' && path.basename(path.dirname(path.dirname(created))) === '.simsiam') return true;
   return fs.existsSync(path.join(created, RUNS_SUBPATH));
+}
+
+function fileTimes(runDir: string): string {
+  return [STATUS_FILE, METRICS_FILE].map((file) => fs.statSync(path.join(runDir, file), { throwIfNoEntry: false })?.mtimeMs ?? 0).join(':');
 }
 
 /** The last epoch record, read from the end of metrics.jsonl (the file grows by a line per step). */
@@ -131,6 +137,9 @@ export class RunCatalog implements vscode.Disposable {
   private walked: string[] | undefined;
   private readonly workspaceWatchers: vscode.FileSystemWatcher[] = [];
   private debounce: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  /** Running runs → the modification times of their status and metrics files when last listed. */
+  private polled = new Map<string, string>();
 
   /** Run folders whose files changed (debounced); an empty list means "anything may have changed". */
   readonly onDidChange = this.changes.event;
@@ -206,7 +215,29 @@ export class RunCatalog implements vscode.Disposable {
       }
     }
     const unique = new Map(runs.map((run) => [run.runDir, run]));
-    return [...unique.values()].sort((a, b) => b.record.createdAt.localeCompare(a.record.createdAt));
+    const listed = [...unique.values()].sort((a, b) => b.record.createdAt.localeCompare(a.record.createdAt));
+    this.pollRunning(listed.filter((run) => run.status.status === 'running').map((run) => run.runDir));
+    return listed;
+  }
+
+  private pollRunning(runDirs: string[]): void {
+    // A change seen first by this listing (a run finished, say) is news to the other listeners.
+    for (const [runDir, seen] of this.polled) if (fileTimes(runDir) !== seen) this.fire([runDir]);
+    this.polled = new Map(runDirs.map((runDir) => [runDir, fileTimes(runDir)]));
+    if (runDirs.length === 0) {
+      clearInterval(this.pollTimer);
+      this.pollTimer = undefined;
+      return;
+    }
+    this.pollTimer ??= setInterval(() => {
+      for (const [runDir, seen] of this.polled) {
+        const now = fileTimes(runDir);
+        if (now !== seen) {
+          this.polled.set(runDir, now);
+          this.fire([runDir]);
+        }
+      }
+    }, RUNNING_POLL_MS);
   }
 
   /** Called when something outside the files (a live engine message) changed a run. */
@@ -239,6 +270,7 @@ export class RunCatalog implements vscode.Disposable {
 
   dispose(): void {
     clearTimeout(this.debounce);
+    clearInterval(this.pollTimer);
     this.workspaceWatchers.forEach((watcher) => watcher.dispose());
     for (const watcher of this.watchers.values()) watcher.dispose();
     this.disposables.forEach((d) => d.dispose());

@@ -173,8 +173,9 @@ describe('SimSiam extension', function () {
     assert.ok(openTabs().includes(wanted), `query.png was not opened: ${openTabs().join(', ')}`);
   });
 
-  it('lists runs that another process writes into the workspace, and follows their status', async () => {
-    // What the CLI (or another window) leaves on disk: a run folder with its run.json and status.json.
+  it('lists a run that another process trains in the workspace, and follows it to the end', async () => {
+    // What the CLI (or another window) leaves on disk: a run folder with its run.json and status.json,
+    // owned by a live process (here the extension host itself, so that it reads as running).
     const datasetRoot = path.join(workspaceRoot(), 'from-the-cli');
     const runDir = path.join(datasetRoot, '.simsiam', 'runs', '20260101-000000-cli');
     const record = {
@@ -182,7 +183,7 @@ describe('SimSiam extension', function () {
       dataset: { root: datasetRoot, trainImages: 10, testImages: 0, classes: [] }, backend: 'cpu',
     };
     const writeStatus = (status: string) => fs.writeFileSync(path.join(runDir, 'status.json'),
-      JSON.stringify({ status, step: 3, epoch: 1, updatedAt: new Date().toISOString() }));
+      JSON.stringify({ status, step: 3, epoch: 1, updatedAt: new Date().toISOString(), pid: process.pid }));
     const changed = () => new Promise<void>((resolve) => {
       const subscription = api.onDidChangeExperiments(() => {
         subscription.dispose();
@@ -193,14 +194,16 @@ describe('SimSiam extension', function () {
     const listed = changed();
     fs.mkdirSync(runDir, { recursive: true });
     fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(record));
-    writeStatus('stopped');
+    writeStatus('running');
     await listed;
-    assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'stopped');
+    const row = api.experiments().find((r) => r.runDir === runDir);
+    assert.strictEqual(row?.status, 'running');
+    assert.match(row.contextValue, /running/);
 
-    const restatused = changed();
-    writeStatus('failed');
-    await restatused;
-    assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'failed');
+    const finished = changed();
+    writeStatus('completed');
+    await finished;
+    assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'completed');
     fs.rmSync(datasetRoot, { recursive: true, force: true });
   });
 
