@@ -186,7 +186,13 @@ export class ChartBoard {
         headerExtra: compareControl,
         data: (s) => {
           const compare = s.compare;
-          const xs = sortedUnion(s.steps.map((r) => r.step), s.epochs.map((r) => r.step), compare?.steps ?? []);
+          const stepXs = s.steps.map((r) => r.step);
+          // Epoch means sit on their epoch's last step, so the step axis usually holds every x already
+          // (this runs once per frame on possibly long runs: no sort unless needed).
+          const known = new Set(stepXs);
+          const xs = compare || s.epochs.some((r) => !known.has(r.step))
+            ? sortedUnion(stepXs, s.epochs.map((r) => r.step), compare?.steps ?? [])
+            : stepXs;
           return [
             xs,
             onGrid(xs, new Map(s.steps.map((r) => [r.step, r.loss]))),
