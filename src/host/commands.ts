@@ -9,7 +9,7 @@ import type { Neighbour } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
 import { TrainingRequestError, type TrainingManager, type TrainingSession } from './training';
 import { showTrainingProgress } from './trainingUi';
-import { configuredRunsFolder, trainingDefaults } from './settings';
+import { checkTrainingSettings, configuredRunsFolder, SECTION, trainingDefaults } from './settings';
 import { RunItem } from './experimentsView';
 import { formatKnn } from './format';
 import type { ExperimentPanels } from '../webview/panel';
@@ -54,6 +54,13 @@ export class Commands {
     const preset = choices.preset ?? (await this.pickPreset(defaults.preset, defaults.overrides));
     if (!preset) return undefined;
     const overrides = { ...defaults.overrides, ...choices.overrides };
+    const invalid = checkTrainingSettings(preset, overrides);
+    if (invalid) {
+      this.log.error(invalid);
+      void vscode.window.showErrorMessage(`SimSiam: ${invalid}`, 'Open Settings')
+        .then((answer) => answer && vscode.commands.executeCommand('workbench.action.openSettings', SECTION));
+      return undefined;
+    }
     const runsDir = configuredRunsFolder(vscode.Uri.file(folder)) ?? defaultRunsDir(folder);
     let session: TrainingSession;
     try {

@@ -2,7 +2,7 @@
 // turned into what the engine understands: a preset name plus TrainConfig overrides.
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { PRESETS, type PresetName } from '../training/config';
+import { PRESETS, resolveConfig, type PresetName } from '../training/config';
 
 export const SECTION = 'simsiam';
 
@@ -25,20 +25,40 @@ function setByUser(config: vscode.WorkspaceConfiguration, key: string): boolean 
 export function trainingDefaults(scope?: vscode.Uri): TrainingDefaults {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const preset = config.get<string>('preset');
-  const positive = (key: string): number | undefined => {
-    const value = config.get<number | null>(key);
-    return typeof value === 'number' && value > 0 ? value : undefined;
-  };
+  // Empty (null) means "the preset's"; anything else is passed on as set, so that an invalid
+  // value is reported (checkTrainingSettings) instead of silently replaced.
+  const setting = (key: string): unknown => config.get<unknown>(key) ?? undefined;
   const overrides: Record<string, unknown> = {
-    epochs: positive('epochs'),
-    batchSize: positive('batchSize'),
-    imageSize: positive('imageSize'),
+    epochs: setting('epochs'),
+    batchSize: setting('batchSize'),
+    imageSize: setting('imageSize'),
     maxCachedImages: setByUser(config, 'maxCachedImages') ? config.get<number>('maxCachedImages') : undefined,
   };
   const backend = config.get<string>('backend');
   if (backend && backend !== 'auto') overrides.backend = backend;
   for (const key of Object.keys(overrides)) if (overrides[key] === undefined) delete overrides[key];
   return { preset: isPreset(preset) ? preset : 'tiny', overrides };
+}
+
+/** Engine config fields that come from settings, and the setting each comes from. */
+const SETTING_OF_FIELD: Record<string, string> = {
+  epochs: 'simsiam.epochs', batchSize: 'simsiam.batchSize', imageSize: 'simsiam.imageSize',
+  maxCachedImages: 'simsiam.maxCachedImages', backend: 'simsiam.backend',
+};
+
+/**
+ * Checks the training settings with the engine's own validation (config.ts, no tfjs), before a
+ * process is started; returns a message naming the offending settings, or undefined.
+ */
+export function checkTrainingSettings(preset: PresetName, overrides: Record<string, unknown>): string | undefined {
+  try {
+    resolveConfig(preset, overrides);
+    return undefined;
+  } catch (error) {
+    const message = (error as Error).message;
+    const settings = Object.entries(SETTING_OF_FIELD).filter(([field]) => message.includes(`${field} must be`)).map(([, key]) => key);
+    return settings.length ? `${message} Fix ${settings.join(', ')} in Settings.` : message;
+  }
 }
 
 /**

@@ -78,7 +78,10 @@ describe('SimSiam extension', function () {
 
   it('refuses a second training of a folder that is training, stops mid-run with a checkpoint, and resumes to the end', async () => {
     const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'stop-resume'), 64, 100);
-    const overrides = { ...TINY, epochs: 4 };
+    // Far more epochs than it will train: the stop, sent on the first step message, must land
+    // mid-run however slow the host is; the resume then asks for just two.
+    const overrides = { ...TINY, epochs: 50 };
+    const resumedEpochs = 2;
     let batchesPerEpoch = 0;
     const firstStep = new Promise<void>((resolve) => {
       const subscription = api.onTrainingMessage((_, message) => {
@@ -106,13 +109,13 @@ describe('SimSiam extension', function () {
     assert.strictEqual(row?.status, 'stopped');
     assert.match(row.contextValue, /resumable/);
 
-    const resumed = await api.resumeRun(run.runDir);
+    const resumed = await api.resumeRun(run.runDir, resumedEpochs);
     assert.strictEqual(resumed.runDir, run.runDir);
     const outcome = await resumed.finished;
     assert.strictEqual(outcome.status, 'completed', JSON.stringify(outcome));
     const final = readStatusFile(run.runDir);
     assert.strictEqual(final.status, 'completed');
-    assert.strictEqual(final.epoch, overrides.epochs);
+    assert.strictEqual(final.epoch, resumedEpochs);
     const steps = readMetricsFile(run.runDir).filter((r) => r.kind === 'step').map((r) => r.step);
     assert.deepStrictEqual(steps, Array.from({ length: final.step }, (_, i) => i + 1), 'the resumed history has gaps or repeats');
     assert.strictEqual(api.experiments().find((r) => r.runDir === run.runDir)?.status, 'completed');
@@ -205,6 +208,21 @@ describe('SimSiam extension', function () {
     await finished;
     assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'completed');
     fs.rmSync(datasetRoot, { recursive: true, force: true });
+  });
+
+  it('refuses to train with an invalid setting, before starting any process, and names the setting', async () => {
+    const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'bad-settings'), 16, 7);
+    const settings = vscode.workspace.getConfiguration('simsiam');
+    await settings.update('batchSize', 1, vscode.ConfigurationTarget.Global);
+    try {
+      await assert.rejects(api.trainFolder(folder, { preset: 'tiny', overrides: { epochs: 1, imageSize: 16 } }), /did not start/);
+      assert.ok(!fs.existsSync(path.join(folder, '.simsiam')), 'a run folder was created');
+    } finally {
+      await settings.update('batchSize', undefined, vscode.ConfigurationTarget.Global);
+    }
+    const { checkTrainingSettings } = await import('../../../src/host/settings');
+    assert.match(checkTrainingSettings('tiny', { batchSize: 1 }) ?? '', /batchSize must be at least 2 .*Fix simsiam\.batchSize in Settings/);
+    assert.strictEqual(checkTrainingSettings('tiny', { batchSize: 16 }), undefined);
   });
 
   it('deletes an experiment and drops it from the view', async () => {
