@@ -9,12 +9,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import {
+  CHECKPOINT_POINTER,
   listRuns, readRun, readStatus, METRICS_FILE, RUN_FILE, STATUS_FILE, type MetricRecord, type RunRecord, type StatusRecord,
 } from '../training/runStore';
 import { configuredRunsFolder } from './settings';
 
 /** Written by src/training/checkpoint.ts once a checkpoint is complete; read here without loading tfjs. */
-export const CHECKPOINT_POINTER_FILE = 'checkpoint.json';
 
 export type EpochRecord = Extract<MetricRecord, { kind: 'epoch' }>;
 
@@ -125,7 +125,7 @@ export function readRunSummary(runDir: string): RunSummary | null {
   }
   return {
     runDir, record, status, lastEpoch: readLastEpochRecord(runDir),
-    hasCheckpoint: fs.existsSync(path.join(runDir, CHECKPOINT_POINTER_FILE)),
+    hasCheckpoint: fs.existsSync(path.join(runDir, CHECKPOINT_POINTER)),
   };
 }
 
@@ -247,7 +247,7 @@ export class RunCatalog implements vscode.Disposable {
 
   private watch(runsFolder: string): void {
     if (this.watchers.has(runsFolder)) return;
-    const pattern = new vscode.RelativePattern(vscode.Uri.file(runsFolder), `*/{${RUN_FILE},${STATUS_FILE},${METRICS_FILE},${CHECKPOINT_POINTER_FILE}}`);
+    const pattern = new vscode.RelativePattern(vscode.Uri.file(runsFolder), `*/{${RUN_FILE},${STATUS_FILE},${METRICS_FILE},${CHECKPOINT_POINTER}}`);
     const watcher = vscode.workspace.createFileSystemWatcher(pattern);
     const onFile = (uri: vscode.Uri) => this.fire([path.dirname(uri.fsPath)]);
     // A deleted run folder reports its files gone; a new runs folder appears as a new file below it.

@@ -5,9 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { readJson, writeJsonAtomic } from './runStore';
+import { CHECKPOINT_POINTER, readJson, writeJsonAtomic } from './runStore';
 
-export const CHECKPOINT_POINTER = 'checkpoint.json';
 const CHECKPOINTS_DIR = 'checkpoints';
 const KEEP_CHECKPOINTS = 2;
 

@@ -12,6 +12,8 @@ import type { TrainConfig } from './config';
 export const RUN_FILE = 'run.json';
 export const STATUS_FILE = 'status.json';
 export const METRICS_FILE = 'metrics.jsonl';
+/** Names the latest checkpoint folder (checkpoint.ts writes it); here so tfjs-free readers know it. */
+export const CHECKPOINT_POINTER = 'checkpoint.json';
 
 export interface RunRecord {
   id: string;

@@ -6,9 +6,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { readMetrics, readRun, type MetricRecord, type RunRecord } from '../training/runStore';
+import { CHECKPOINT_POINTER, readMetrics, readRun, type MetricRecord, type RunRecord } from '../training/runStore';
 import type { EngineMessage, Neighbour } from '../training/protocol';
-import { CHECKPOINT_POINTER_FILE, readRunSummary, type RunCatalog } from '../host/runCatalog';
+import { readRunSummary, type RunCatalog } from '../host/runCatalog';
 import type { TrainingManager, TrainingSession } from '../host/training';
 import type { RetrievalClient } from '../host/retrieval';
 import { topK } from '../host/settings';
@@ -329,7 +329,7 @@ export class ExperimentPanel implements vscode.Disposable {
 
   private checkpointStep(): number | null {
     try {
-      const pointer = JSON.parse(fs.readFileSync(path.join(this.runDir, CHECKPOINT_POINTER_FILE), 'utf8')) as { step?: unknown };
+      const pointer = JSON.parse(fs.readFileSync(path.join(this.runDir, CHECKPOINT_POINTER), 'utf8')) as { step?: unknown };
       return typeof pointer.step === 'number' ? pointer.step : null;
     } catch {
       return null;

@@ -195,7 +195,7 @@ function indexedRow(index: OpenIndex, file: string): number | undefined {
 
 function checkQueryFile(file: string): void {
   const stats = fs.statSync(file, { throwIfNoEntry: false });
-  if (!stats) throw new Error(`Query image ${file} does not exist.`);
+  if (!stats) throw new Error(`Query image ${file} does not exist: check the path (it may have been moved or deleted).`);
   if (!stats.isFile()) throw new Error(`Query image ${file} is not a file.`);
 }
 
