@@ -6,7 +6,6 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFileSync, fork } from 'child_process';
-import { deflateSync } from 'zlib';
 import sharp from 'sharp';
 import { selectBackend } from '../../src/training/backend';
 import { StopSignal, startTraining } from '../../src/training/trainer';
@@ -15,6 +14,7 @@ import { loadIndex } from '../../src/training/retrieval/embeddingIndex';
 import { embedRun, findSimilar } from '../../src/training/retrieval/service';
 import { message, type DoneMessage, type EngineMessage, type WarningMessage } from '../../src/training/protocol';
 import { Rng } from '../../src/training/rng';
+import { pngClaiming } from './craftedImages';
 
 /** A model small enough to step in milliseconds, with every component of the real one. */
 const SMALL = { imageSize: 16, batchSize: 8, widthMultiplier: 0.125, projectorDim: 32, predictorHiddenDim: 8, epochs: 1, backend: 'wasm' };
@@ -38,37 +38,6 @@ function noisyPixels(seed: number, width: number, height: number, channels: numb
 
 const rgb = (seed: number, width = 24, height = 20) => sharp(noisyPixels(seed, width, height, 3), { raw: { width, height, channels: 3 } });
 
-/** A PNG whose header claims width × height pixels but whose data is a few bytes: a decompression bomb. */
-function pngClaiming(width: number, height: number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc32 = (bytes: Buffer) => {
-    let c = 0xffffffff;
-    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // 8-bit grey, no interlace
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(Buffer.alloc(width + 1))), // one row of the claimed 100 000
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 interface Case {
   /** Path relative to the dataset root. */
