@@ -24,6 +24,9 @@ export interface CodeServerOptions {
   /** Receives every line the server prints (default: dropped; SIMSIAM_VSCODE_VERBOSE=1 prints). */
   onOutputLine?: (line: string) => void;
   startTimeoutMs?: number;
+  /** Leave workspace trust on, so a folder not trusted yet opens in Restricted Mode (no startup
+   * prompt). Off by default: most tests need a trusted window. */
+  workspaceTrust?: boolean;
 }
 
 export interface RunningCodeServer {
@@ -165,7 +168,10 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
   const extensionsDir = path.join(tempRoot, 'ext');
   fs.mkdirSync(home);
   fs.mkdirSync(extensionsDir);
-  writeUserSettings(userDataDir, options.settings ?? {});
+  const trustSettings = options.workspaceTrust
+    ? { 'security.workspace.trust.enabled': true, 'security.workspace.trust.startupPrompt': 'never' }
+    : {};
+  writeUserSettings(userDataDir, { ...trustSettings, ...options.settings });
   const env = isolatedEnvironment(home, options.env ?? {});
   const dirFlags = ['--user-data-dir', userDataDir, '--extensions-dir', extensionsDir];
   const removeTemp = () => {
@@ -190,7 +196,7 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
     '--bind-addr', '127.0.0.1:0',
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     '--ignore-last-opened',
     ...dirFlags,

@@ -21,6 +21,8 @@ export interface WorkbenchOptions {
   /** Extra environment for the server and its extension host. */
   env?: Record<string, string | undefined>;
   viewport?: { width: number; height: number };
+  /** Open the folder with workspace trust on: untrusted, i.e. in Restricted Mode. */
+  workspaceTrust?: boolean;
 }
 
 export interface OpenWorkbench {
@@ -35,7 +37,9 @@ const WORKBENCH_READY_TIMEOUT_MS = 60_000;
 
 export async function openWorkbench(options: WorkbenchOptions): Promise<OpenWorkbench> {
   if (!fs.existsSync(options.vsix)) throw new Error(`no .vsix at ${options.vsix}`);
-  const server = await startCodeServer({ vsixFiles: [options.vsix], settings: options.settings, env: options.env });
+  const server = await startCodeServer({
+    vsixFiles: [options.vsix], settings: options.settings, env: options.env, workspaceTrust: options.workspaceTrust,
+  });
   let browser: Browser | undefined;
   const stop = async () => {
     await browser?.close();

@@ -13,6 +13,7 @@ import * as path from 'path';
 import type { Frame, Page } from 'playwright-core';
 import { startCodeServer, type RunningCodeServer } from '../../scripts/vscode/codeServer';
 import { launchChromium } from '../../scripts/vscode/chromium';
+import { openWorkbench, waitForNotification } from '../../scripts/vscode/runUiTest';
 import { makeLabelledFolder } from '../vscode/suite/fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -233,8 +234,39 @@ async function main(): Promise<number> {
     await server?.stop();
     fs.rmSync(workspace, { recursive: true, force: true });
   }
+
+  // A fresh window whose folder is not trusted: training must be refused with an explanation.
+  const untrusted = fs.mkdtempSync(path.join(os.tmpdir(), 'simsiam-untrusted-'));
+  await makeLabelledFolder(untrusted, 16, 3);
+  const restricted = await openWorkbench({ vsix, workspaceFolder: untrusted, workspaceTrust: true, viewport: { width: 1600, height: 1000 } })
+    .catch((error: Error) => {
+      results.push({ name: 'open an untrusted folder', ok: false, seconds: 0, error: error.message });
+      console.log(`  ✘ open an untrusted folder: ${error.message}`);
+      return undefined;
+    });
+  if (restricted) {
+    const started = Date.now();
+    const name = 'in Restricted Mode, Train Folder explains that it needs trust and starts nothing';
+    try {
+      await runCommand(restricted.page, 'SimSiam: Train Folder');
+      const text = await waitForNotification(restricted.page, /Restricted Mode/, STEP_TIMEOUT_MS);
+      await restricted.page.screenshot({ path: path.join(outputDir, '06-restricted-mode.png') });
+      if (!/trust the workspace/i.test(text)) throw new Error(`the notification does not say how to enable training: ${text}`);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      if (fs.existsSync(path.join(untrusted, '.simsiam'))) throw new Error('a run folder was created in the untrusted folder');
+      results.push({ name, ok: true, seconds: (Date.now() - started) / 1000 });
+      console.log(`  ✔ ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    } catch (error) {
+      results.push({ name, ok: false, seconds: (Date.now() - started) / 1000, error: (error as Error).message });
+      console.log(`  ✘ ${name}: ${(error as Error).message}`);
+      await restricted.page.screenshot({ path: path.join(outputDir, 'failed-restricted-mode.png') }).catch(() => undefined);
+    } finally {
+      await restricted.stop();
+    }
+  }
+  fs.rmSync(untrusted, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 8;
+  const expected = 9;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);
