@@ -44,6 +44,10 @@ export class EngineProcess implements vscode.Disposable {
       execArgv: [],
       // stdout/stderr carry tfjs' own notices and crash traces: they belong in the log.
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Its own process group: when the window reloads or closes, the extension host's process
+      // group is torn down at once; the engine must outlive that by the moment it takes to see the
+      // IPC channel close, finish its step and checkpoint (then it exits by itself).
+      detached: true,
     });
     const log = options.log;
     this.child.stdout?.on('data', (chunk: Buffer) => this.logLines(chunk, (line) => log.info(line)));

@@ -5,8 +5,16 @@ import { parseHostMessage, message, ProtocolError, type EngineMessage, type Host
 import { StopSignal, startTraining, resumeTraining } from './trainer';
 import { handleRetrievalRequest } from './retrieval/service';
 
+/**
+ * Messages to a host that is gone are dropped, and the run stops: when the window reloads, the
+ * channel can break (EPIPE) before 'disconnect' fires, and a throwing send would end the process
+ * without its checkpoint.
+ */
 function send(msg: EngineMessage): void {
-  process.send?.(msg);
+  if (!process.connected) return;
+  process.send?.(msg, undefined, undefined, (error: Error | null) => {
+    if (error) stop.request();
+  });
 }
 
 function reportError(error: unknown): void {

@@ -11,9 +11,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { Frame, Page } from 'playwright-core';
-import { startCodeServer, type RunningCodeServer } from '../../scripts/vscode/codeServer';
+import { startCodeServer, writeUserSettings, type RunningCodeServer } from '../../scripts/vscode/codeServer';
+import { defaultRunsDir, listRuns, readStatus } from '../../src/training/runStore';
 import { launchChromium } from '../../scripts/vscode/chromium';
-import { openWorkbench, waitForNotification } from '../../scripts/vscode/runUiTest';
+import { openWorkbench, runCommandFromPalette, waitForNotification } from '../../scripts/vscode/runUiTest';
 import { makeLabelledFolder } from '../vscode/suite/fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -227,6 +228,32 @@ async function main(): Promise<number> {
       });
       await until('the injected inline style to be refused', async () => (await frame.getAttribute('#app', 'data-csp-violations')) === '1', 10_000);
     });
+
+    await step('a window reload during training leaves the run stopped with a checkpoint and resumable, never orphaned', async () => {
+      // Enough epochs that the reload surely lands mid-run; the settings file is read live.
+      writeUserSettings(server!.userDataDir, { ...settings, 'simsiam.epochs': 500, 'workbench.colorTheme': 'Default Dark Modern' });
+      const runsDir = defaultRunsDir(fs.realpathSync(workspace));
+      const before = new Set(listRuns(runsDir));
+      await runCommand(page, 'SimSiam: Train Folder');
+      await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
+      await acceptQuickPick(page, 'tiny', 'tiny');
+      const runDir = await until('the second run to start', async () => listRuns(runsDir).find((dir) => !before.has(dir)));
+      await until('its first steps', async () => fs.existsSync(path.join(runDir, 'status.json')) && readStatus(runDir).status === 'running');
+      await runCommand(page, 'Developer: Reload Window');
+      // The old extension host's engine stops after its current step and checkpoints: no process
+      // is left training unseen, and nothing reads as running without a live trainer.
+      const settled = await until('the run to settle', async () => {
+        const status = readStatus(runDir);
+        return status.status === 'stopped' ? status : undefined;
+      }, 60_000).catch(() => {
+        throw new Error(`the run reads ${JSON.stringify(readStatus(runDir))} after the reload`);
+      });
+      if (settled.step < 1 || settled.epoch >= 500) throw new Error(`stopped at step ${settled.step}, epoch ${settled.epoch}`);
+      const pointer = JSON.parse(fs.readFileSync(path.join(runDir, 'checkpoint.json'), 'utf8')) as { step: number };
+      if (pointer.step !== settled.step) throw new Error(`checkpoint at step ${pointer.step}, status at ${settled.step}`);
+      await page.locator('.monaco-workbench .part.activitybar').waitFor({ timeout: STEP_TIMEOUT_MS });
+      await shot('07-after-reload-during-training');
+    });
   } catch {
     // the failed step was reported and photographed; the summary below counts it
   } finally {
@@ -248,7 +275,8 @@ async function main(): Promise<number> {
     const started = Date.now();
     const name = 'in Restricted Mode, Train Folder explains that it needs trust and starts nothing';
     try {
-      await runCommand(restricted.page, 'SimSiam: Train Folder');
+      // The harness's palette helper retries until the extension's commands are registered.
+      await runCommandFromPalette(restricted.page, 'SimSiam: Train Folder');
       const text = await waitForNotification(restricted.page, /Restricted Mode/, STEP_TIMEOUT_MS);
       await restricted.page.screenshot({ path: path.join(outputDir, '06-restricted-mode.png') });
       if (!/trust the workspace/i.test(text)) throw new Error(`the notification does not say how to enable training: ${text}`);
@@ -266,7 +294,7 @@ async function main(): Promise<number> {
   }
   fs.rmSync(untrusted, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 9;
+  const expected = 10;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);
