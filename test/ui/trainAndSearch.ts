@@ -40,6 +40,17 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | null 
   }
 }
 
+/**
+ * The workbench's own reload (it saves the open editors, the panel's state included, first).
+ * Returns once the old window's webview frames are gone, so nothing found afterwards belongs to it.
+ */
+async function reloadWindow(page: Page): Promise<void> {
+  // The main frame survives a reload; the webviews' frames do not.
+  const oldFrames = page.frames().filter((frame) => frame !== page.mainFrame());
+  await runCommand(page, 'Developer: Reload Window');
+  await until('the window to reload', async () => oldFrames.every((frame) => frame.isDetached()));
+}
+
 /** The frame of the experiment panel's content (webviews are nested iframes). */
 async function panelFrame(page: Page): Promise<Frame | undefined> {
   for (const frame of page.frames()) {
@@ -189,8 +200,7 @@ async function main(): Promise<number> {
     });
 
     await step('after a window reload the panel comes back with its curves and its gallery', async () => {
-      // The workbench's own reload: it saves the open editors (the panel's state included) first.
-      await runCommand(page, 'Developer: Reload Window');
+      await reloadWindow(page);
       const frame = await until('the restored experiment panel', () => panelFrame(page));
       await until('the restored loss chart', async () => Number(await frame.getAttribute('.charts', 'data-step-points')) >= epochs);
       await until('the restored gallery', async () => (await frame.getAttribute('.thumbs', 'data-query')) === queryImage &&
@@ -239,7 +249,7 @@ async function main(): Promise<number> {
       await acceptQuickPick(page, 'tiny', 'tiny');
       const runDir = await until('the second run to start', async () => listRuns(runsDir).find((dir) => !before.has(dir)));
       await until('its first steps', async () => fs.existsSync(path.join(runDir, 'status.json')) && readStatus(runDir).status === 'running');
-      await runCommand(page, 'Developer: Reload Window');
+      await reloadWindow(page);
       // The old extension host's engine stops after its current step and checkpoints: no process
       // is left training unseen, and nothing reads as running without a live trainer.
       const settled = await until('the run to settle', async () => {
