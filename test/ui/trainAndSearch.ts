@@ -73,7 +73,7 @@ async function runCommand(page: Page, title: string): Promise<void> {
 async function acceptQuickPick(page: Page, rowText: string, filter: string): Promise<void> {
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: rowText }).first();
   await row.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
-  await page.locator('.quick-input-widget input').fill(filter);
+  await page.locator('.quick-input-widget input').fill(filter, { timeout: 10_000 });
   await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: rowText }).first().waitFor({ state: 'visible' });
   await page.keyboard.press('Enter');
 }
@@ -244,9 +244,19 @@ async function main(): Promise<number> {
       writeUserSettings(server!.userDataDir, { ...settings, 'simsiam.epochs': 500, 'workbench.colorTheme': 'Default Dark Modern' });
       const runsDir = defaultRunsDir(fs.realpathSync(workspace));
       const before = new Set(listRuns(runsDir));
-      await runCommand(page, 'SimSiam: Train Folder');
-      await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
-      await acceptQuickPick(page, 'tiny', 'tiny');
+      // The panel re-renders as the view refreshes and can take focus, closing a quick pick
+      // mid-way: the person would simply start again, and so does the test (up to 3 times).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await runCommand(page, 'SimSiam: Train Folder');
+          await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
+          await acceptQuickPick(page, 'tiny', 'tiny');
+          break;
+        } catch (error) {
+          if (attempt === 3) throw error;
+          await page.keyboard.press('Escape');
+        }
+      }
       const runDir = await until('the second run to start', async () => listRuns(runsDir).find((dir) => !before.has(dir)));
       await until('its first steps', async () => fs.existsSync(path.join(runDir, 'status.json')) && readStatus(runDir).status === 'running');
       await reloadWindow(page);
