@@ -125,9 +125,8 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     tf.dispose(Object.values(input.optimizerState));
   }
   const shards = replicaCount(config, tf.getBackend());
-  const parallel = shards > 1
-    ? await DataParallelTrainer.create(model, parameters.variables, optimizer, config, tf.getBackend(), shards)
-    : null;
+  // Created inside the try below, so that a failure after it still ends the replica threads.
+  let parallel: DataParallelTrainer | null = null;
 
   // Each unusable file is reported once, by whichever reader meets it first: the initial kNN
   // evaluation reads the training images before the loader does, and held-out images are read
@@ -173,6 +172,9 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
   };
 
   try {
+    if (shards > 1) {
+      parallel = await DataParallelTrainer.create(model, parameters.variables, optimizer, config, tf.getBackend(), shards);
+    }
     // The untrained network's kNN accuracy is the baseline the curve is read against.
     const initialKnnTop1 = step === 0 && labelled ? await evaluateKnn(model, dataset, config, evalCache, reportSkipped) : null;
     if (initialKnnTop1 !== null) {
