@@ -143,8 +143,9 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     onWarning: reportSkipped,
   });
   const batchesPerEpoch = loader.batchesPerEpoch();
+  const labelled = labelledFor(dataset);
   // The kNN monitor embeds the same images every epoch: decode them once (at the eval size).
-  const evalCache = new DecodedImageCache(labelledFor(dataset) ? config.maxCachedImages : 0, config.imageSize);
+  const evalCache = new DecodedImageCache(labelled ? config.maxCachedImages : 0, config.imageSize);
   const metrics = new MetricsLog(runDir);
   metrics.rewindTo(input.startStep);
   const size = config.imageSize;
@@ -159,7 +160,6 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
   };
   let step = input.startStep;
   let epoch = Math.floor(step / batchesPerEpoch);
-  const labelled = labelledFor(dataset);
   const setStatus = (status: 'running' | 'completed' | 'stopped' | 'failed', messageText?: string) =>
     writeStatus(runDir, { status, step, epoch, pid: status === 'running' ? process.pid : undefined, message: messageText });
 
@@ -267,7 +267,6 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
     return done;
   }
 }
-
 
 async function evaluateKnn(model: tf.LayersModel, dataset: DatasetScan, config: TrainConfig,
   cache: DecodedImageCache, onSkipped: (warning: LoaderWarning) => void): Promise<number> {
