@@ -311,31 +311,30 @@ function resample(image: DecodedImage, box: CropBox, clampX: [number, number], c
 
 /**
  * dst[dstStart + i] = sum over taps t of weights[t] * src[srcStarts[t] + i], for i < length.
- * Four taps per sweep: a generic per-element tap loop runs at a third of this speed in V8.
+ * Four taps per sweep, the first sweep assigning rather than adding (no separate clear): a generic
+ * per-element tap loop runs at a third of this speed in V8.
  */
 function weightedRowSum(dst: Float32Array, dstStart: number, length: number, src: Float32Array, srcStarts: ArrayLike<number>, weights: ArrayLike<number>): void {
   const dstEnd = dstStart + length;
-  dst.fill(0, dstStart, dstEnd);
   const taps = weights.length;
-  let t = 0;
-  for (; t + 4 <= taps; t += 4) {
+  for (let t = 0; t < taps; t += 4) {
+    // A last group of fewer than four taps repeats its first source row at weight 0.
     const w0 = weights[t];
-    const w1 = weights[t + 1];
-    const w2 = weights[t + 2];
-    const w3 = weights[t + 3];
+    const w1 = t + 1 < taps ? weights[t + 1] : 0;
+    const w2 = t + 2 < taps ? weights[t + 2] : 0;
+    const w3 = t + 3 < taps ? weights[t + 3] : 0;
     const s0 = srcStarts[t] - dstStart;
-    const s1 = srcStarts[t + 1] - dstStart;
-    const s2 = srcStarts[t + 2] - dstStart;
-    const s3 = srcStarts[t + 3] - dstStart;
-    for (let i = dstStart; i < dstEnd; i++) {
-      dst[i] += src[s0 + i] * w0 + src[s1 + i] * w1 + src[s2 + i] * w2 + src[s3 + i] * w3;
-    }
-  }
-  for (; t < taps; t++) {
-    const w = weights[t];
-    const s0 = srcStarts[t] - dstStart;
-    for (let i = dstStart; i < dstEnd; i++) {
-      dst[i] += src[s0 + i] * w;
+    const s1 = (t + 1 < taps ? srcStarts[t + 1] : srcStarts[t]) - dstStart;
+    const s2 = (t + 2 < taps ? srcStarts[t + 2] : srcStarts[t]) - dstStart;
+    const s3 = (t + 3 < taps ? srcStarts[t + 3] : srcStarts[t]) - dstStart;
+    if (t === 0) {
+      for (let i = dstStart; i < dstEnd; i++) {
+        dst[i] = src[s0 + i] * w0 + src[s1 + i] * w1 + src[s2 + i] * w2 + src[s3 + i] * w3;
+      }
+    } else {
+      for (let i = dstStart; i < dstEnd; i++) {
+        dst[i] += src[s0 + i] * w0 + src[s1 + i] * w1 + src[s2 + i] * w2 + src[s3 + i] * w3;
+      }
     }
   }
 }
