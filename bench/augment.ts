@@ -1,13 +1,17 @@
 /**
- * Two-view augmentation throughput: what the loader's worker thread does per batch
+ * Two-view augmentation throughput: what a loader worker thread does per batch
  * (assembleTwoViewBatch: decode with sharp, four files in flight, then two SimSiam views per image
  * in plain JS), at 32 and 224 px, from JPEG and from PNG photos. "decode + augment" starts from the
  * files each time (an uncached dataset, or the first epoch); "augment only" starts from decoded
  * pixels held in the cache (every later epoch while the dataset fits in maxCachedImages).
+ * Then the whole TwoViewLoader (worker threads, messages, joining the parts of a batch) from its
+ * cache, with one thread and with one per core: what the trainer is fed.
  */
+import * as os from 'os';
 import * as path from 'path';
 import { defaultAugmentConfig, decodeShortSideFor } from '../src/training/augment';
-import { assembleTwoViewBatch, type LoaderWorkerInit } from '../src/training/batchLoader';
+import { assembleTwoViewBatch, TwoViewLoader, type LoaderWorkerInit } from '../src/training/batchLoader';
+import type { ImageRecord } from '../src/training/dataset';
 import { DecodedImageCache } from '../src/training/imageDecode';
 import { writeSyntheticImages, type ImageFormat } from './syntheticImages';
 import { formatMs, formatRate, formatSpread, rate, spreadOf, table, timeRepeats, type Spread } from './timing';
@@ -30,12 +34,22 @@ export interface AugmentFigures {
   augmentOnlyPerSecond: Spread;
 }
 
+export interface LoaderFigures {
+  size: number;
+  threads: number;
+  /** Two-view images per second delivered by TwoViewLoader.epoch from its cache. */
+  perSecond: Spread;
+}
+
+/** Batches per loader epoch: enough in flight to keep every thread busy. */
+const LOADER_BATCHES = 4;
+
 /** decodeImage never enlarges: a source smaller than the loader asks for is decoded as it is. */
 function decodedShortSide(size: number): number {
   return Math.min(decodeShortSideFor(defaultAugmentConfig(size)), SOURCE_WIDTH, SOURCE_HEIGHT);
 }
 
-export async function benchAugment(context: BenchContext): Promise<AugmentFigures[]> {
+export async function benchAugment(context: BenchContext): Promise<{ perThread: AugmentFigures[]; loader: LoaderFigures[] }> {
   context.heading(`Two-view augmentation (loader worker's batch: decode + 2 views), batch of ${BATCH} ` +
     `${SOURCE_WIDTH}x${SOURCE_HEIGHT} photos, one thread + sharp's pool`);
   const sources: Record<ImageFormat, string[]> = { jpeg: [], png: [] };
@@ -49,10 +63,11 @@ export async function benchAugment(context: BenchContext): Promise<AugmentFigure
     const augment = defaultAugmentConfig(size);
     const shortSide = decodeShortSideFor(augment);
     for (const format of FORMATS) {
-      const init: LoaderWorkerInit = { paths: sources[format], augment, batchSize: BATCH, seed: 0, maxCachedImages: BATCH };
+      const init: LoaderWorkerInit = { paths: sources[format], augment, seed: 0, maxCachedImages: BATCH };
+      const slots = sources[format].map((_, i) => i);
       let batchIndex = 0;
       const assemble = (cache: DecodedImageCache) => () =>
-        assembleTwoViewBatch(init, { jobId: 0, epoch: 0, batch: batchIndex++, indices: sources[format].map((_, i) => i) }, cache);
+        assembleTwoViewBatch(init, { jobId: 0, epoch: 0, batch: batchIndex++, slots, indices: slots }, cache);
       const decodeAndAugmentMs = spreadOf(await timeRepeats(context.warmUp, context.repeats, assemble(new DecodedImageCache(0, shortSide))));
       // The warm-up run fills the cache, so the timed runs only augment.
       const augmentOnlyMs = spreadOf(await timeRepeats(Math.max(1, context.warmUp), context.repeats,
@@ -74,5 +89,41 @@ export async function benchAugment(context: BenchContext): Promise<AugmentFigure
   }
   context.print(table(rows));
   context.print('  (img/s = images per second, two views each, median of the timed batches)');
+  return { perThread: figures, loader: await benchLoader(context, sources.jpeg) };
+}
+
+/** TwoViewLoader epochs over the cached JPEGs, with one thread and with one per core. */
+async function benchLoader(context: BenchContext, files: string[]): Promise<LoaderFigures[]> {
+  const cores = os.availableParallelism();
+  const threadCounts = [...new Set([1, cores])];
+  context.print(`\n  TwoViewLoader from its cache: ${LOADER_BATCHES} batches of ${BATCH / 2} per epoch, ` +
+    `${threadCounts.join(' and ')} thread(s), one epoch per timed run (the first fills the cache)`);
+  const records: ImageRecord[] = files.map((file) => ({ path: file, relPath: path.basename(file), label: null, split: 'train' }));
+  const batchSize = BATCH / 2;
+  const epochRecords = Array.from({ length: LOADER_BATCHES * batchSize }, (_, i) => records[i % records.length]);
+  const figures: LoaderFigures[] = [];
+  for (const size of SIZES) {
+    for (const threads of threadCounts) {
+      const loader = new TwoViewLoader(epochRecords, {
+        augment: defaultAugmentConfig(size), batchSize, seed: 0, maxCachedImages: epochRecords.length, prefetch: 2 * threads, threads,
+      });
+      try {
+        let epoch = 0;
+        const ms = spreadOf(await timeRepeats(Math.max(1, context.warmUp), context.repeats, async () => {
+          for await (const batch of loader.epoch(epoch++)) {
+            void batch;
+          }
+        }));
+        figures.push({ size, threads, perSecond: rate(epochRecords.length, ms) });
+      } finally {
+        await loader.close();
+      }
+    }
+  }
+  const rows = [['view size', ...threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} img/s`)]];
+  for (const size of SIZES) {
+    rows.push([`${size} px`, ...threadCounts.map((t) => formatRate(figures.find((f) => f.size === size && f.threads === t)!.perSecond.median))]);
+  }
+  context.print(table(rows));
   return figures;
 }

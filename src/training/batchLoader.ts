@@ -1,16 +1,21 @@
 /**
- * Feeds the trainer two-view batches. Decoding and augmentation run in a worker thread, because
+ * Feeds the trainer two-view batches. Decoding and augmentation run in worker threads, because
  * the wasm backend trains synchronously on the main thread and would otherwise sit idle while
- * every batch is prepared.
+ * every batch is prepared. One thread keeps up with CPU training at small image sizes; large
+ * images, or a GPU that trains faster than one thread augments, want several. Each worker owns
+ * the images whose index is its number modulo the thread count: it alone decodes and caches them,
+ * so the cache is not duplicated, and a batch is split between the owners of its images.
  *
  * Every batch is a pure function of (seed, epoch, batch index, which files are undecodable): the
- * main thread fixes the epoch's order, the worker draws the views from that batch's own random
- * stream. So a run is reproducible whatever the thread timing, and a resumed run continues with
- * exactly the batches it would have seen.
+ * main thread fixes the epoch's order, and each image's views come from the random stream of its
+ * slot in the batch. So a run is reproducible whatever the thread count and timing, and a resumed
+ * run continues with exactly the batches it would have seen.
  */
+import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { augmentView, centerView, type AugmentConfig, type Rgb } from './augment';
+import type { TrainConfig } from './config';
 import type { ImageRecord } from './dataset';
 import { DecodedImageCache, ImageDecodeError, type DecodedImage } from './imageDecode';
 import { deriveSeed, Rng } from './rng';
@@ -32,49 +37,81 @@ export interface TwoViewLoaderOptions {
   augment: AugmentConfig;
   batchSize: number;
   seed: number;
-  /** Decoded images kept in memory; the rest are decoded again each time they are drawn. */
+  /** Decoded images kept in memory, over all threads; the rest are decoded again each time they are drawn. */
   maxCachedImages: number;
   /** Batches prepared ahead of the one being trained on; default 2. */
   prefetch?: number;
+  /** Worker threads preparing batches; default 1. */
+  threads?: number;
   onWarning?: (warning: LoaderWarning) => void;
 }
 
-/** What the worker thread is started with. */
+/** What a worker thread is started with. */
 export interface LoaderWorkerInit {
   paths: string[];
   augment: AugmentConfig;
-  batchSize: number;
   seed: number;
+  /** This worker's share of the cache. */
   maxCachedImages: number;
 }
 
+/** The slots of one batch that one worker prepares. */
 export interface BatchRequest {
   jobId: number;
   epoch: number;
   batch: number;
+  /** Positions in the batch, and the image drawn for each. */
+  slots: number[];
   indices: number[];
 }
 
+/** Views of the requested slots, back to back in request order; `indices` after substitution. */
+export interface BatchPart {
+  slots: number[];
+  indices: number[];
+  view1: Float32Array;
+  view2: Float32Array;
+}
+
 export type BatchReply =
-  | { jobId: number; batch: TwoViewBatch; warnings: LoaderWarning[] }
+  | { jobId: number; part: BatchPart; warnings: LoaderWarning[] }
   | { jobId: number; error: string };
 
 /** The worker's entry file, resolved next to this module (a bundle must emit it under this name). */
 export const LOADER_WORKER_FILE = 'batchLoaderWorker.js';
 
-/** Keeps substitute draws out of the view stream, so a skipped file does not change other images' views. */
+/** Separate random streams per slot for its views and for substitutes of an undecodable image. */
+const VIEW_STREAM = 0x71e3;
 const SUBSTITUTE_STREAM = 0x5b57;
 const MAX_SUBSTITUTE_TRIES = 100;
 const DECODE_CONCURRENCY = 4;
+const MAX_AUTO_LOADER_THREADS = 8;
 
-interface PendingRequest {
+/**
+ * Loader threads for a run: as configured, else one on the JavaScript backends (wasm, cpu), whose
+ * training takes every core and needs far fewer images per second than one thread prepares
+ * (thousands at 32 px, over a hundred at 224 px), and all cores but one on TensorFlow's native
+ * backends: a GPU trains faster than one thread augments and leaves the cores idle. The total
+ * augmentation work is the same either way; more threads only deliver each batch sooner.
+ */
+export function loaderThreadCount(config: TrainConfig, backendName: string, cores = os.availableParallelism()): number {
+  if (config.loaderThreads > 0) {
+    return config.loaderThreads;
+  }
+  return backendName === 'tensorflow' && cores > 1 ? Math.min(cores - 1, MAX_AUTO_LOADER_THREADS) : 1;
+}
+
+/** A batch being assembled from the parts its workers send back. */
+interface PendingBatch {
+  partsLeft: number;
+  parts: BatchPart[];
   resolve: (batch: TwoViewBatch) => void;
   reject: (error: Error) => void;
 }
 
 export class TwoViewLoader {
-  private readonly worker: Worker;
-  private readonly pending = new Map<number, PendingRequest>();
+  private readonly workers: Worker[];
+  private readonly pending = new Map<number, PendingBatch>();
   private readonly skipped: LoaderWarning[] = [];
   private readonly batchSize: number;
   private readonly prefetch: number;
@@ -91,23 +128,29 @@ export class TwoViewLoader {
     }
     this.batchSize = options.batchSize;
     this.prefetch = Math.max(1, Math.floor(options.prefetch ?? 2));
+    const threads = options.threads ?? 1;
+    if (!(Number.isInteger(threads) && threads > 0)) {
+      throw new Error(`threads must be a positive integer, got ${options.threads}`);
+    }
     const init: LoaderWorkerInit = {
       paths: records.map((record) => record.path),
       augment: options.augment,
-      batchSize: options.batchSize,
       seed: options.seed,
-      maxCachedImages: options.maxCachedImages,
+      maxCachedImages: Math.ceil(options.maxCachedImages / threads),
     };
-    this.worker = new Worker(path.join(__dirname, LOADER_WORKER_FILE), { workerData: init });
-    this.worker.on('message', (reply: BatchReply) => this.onReply(reply));
-    this.worker.on('error', (error) => this.failAll(error));
-    this.worker.on('exit', (code) => {
-      if (!this.closing) {
-        this.failAll(new Error(`The image loader thread stopped unexpectedly (exit code ${code}).`));
-      }
+    this.workers = Array.from({ length: threads }, () => {
+      const worker = new Worker(path.join(__dirname, LOADER_WORKER_FILE), { workerData: init });
+      worker.on('message', (reply: BatchReply) => this.onReply(reply));
+      worker.on('error', (error) => this.failAll(error));
+      worker.on('exit', (code) => {
+        if (!this.closing) {
+          this.failAll(new Error(`An image loader thread stopped unexpectedly (exit code ${code}).`));
+        }
+      });
+      // An idle worker must not keep the process alive if the caller forgets close().
+      worker.unref();
+      return worker;
     });
-    // An idle worker must not keep the process alive if the caller forgets close().
-    this.worker.unref();
   }
 
   /**
@@ -159,41 +202,59 @@ export class TwoViewLoader {
 
   async close(): Promise<void> {
     this.closing = true;
-    this.worker.ref();
-    await this.worker.terminate();
+    this.workers.forEach((worker) => worker.ref());
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
     this.failAll(new Error('The image loader was closed.'));
   }
 
+  /** Sends each worker the slots whose images it owns; resolves when every part is back. */
   private request(epoch: number, batch: number, indices: number[]): Promise<TwoViewBatch> {
     if (this.workerFailure !== null) {
       return Promise.reject(this.workerFailure);
     }
     const jobId = this.nextJobId++;
-    const message: BatchRequest = { jobId, epoch, batch, indices };
+    const threads = this.workers.length;
+    const requests = this.workers.map((): BatchRequest => ({ jobId, epoch, batch, slots: [], indices: [] }));
+    indices.forEach((index, slot) => {
+      requests[index % threads].slots.push(slot);
+      requests[index % threads].indices.push(index);
+    });
+    const busy = requests.map((request, worker) => ({ request, worker: this.workers[worker] })).filter(({ request }) => request.slots.length > 0);
     return new Promise<TwoViewBatch>((resolve, reject) => {
-      this.pending.set(jobId, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage(message);
+      this.pending.set(jobId, { partsLeft: busy.length, parts: [], resolve, reject });
+      for (const { request, worker } of busy) {
+        worker.ref();
+        worker.postMessage(request);
+      }
     });
   }
 
   private onReply(reply: BatchReply): void {
-    const request = this.pending.get(reply.jobId);
-    this.pending.delete(reply.jobId);
+    const pending = this.pending.get(reply.jobId);
+    if ('error' in reply) {
+      this.pending.delete(reply.jobId);
+      pending?.reject(new Error(reply.error));
+    } else {
+      for (const warning of reply.warnings) {
+        // Two threads may each meet a broken file (one as a substitute): report it once.
+        if (!this.skipped.some((known) => known.file === warning.file)) {
+          this.skipped.push(warning);
+          this.options.onWarning?.(warning);
+        }
+      }
+      if (pending !== undefined) {
+        pending.parts.push(reply.part);
+        if (--pending.partsLeft === 0) {
+          this.pending.delete(reply.jobId);
+          pending.resolve(joinParts(pending.parts, this.batchSize, this.options.augment.size));
+        }
+      }
+    }
     // While closing, terminate() must keep the process alive until it resolves: replies still
     // queued are delivered during it, and unref-ing here would let Node exit mid-close.
     if (this.pending.size === 0 && !this.closing) {
-      this.worker.unref();
+      this.workers.forEach((worker) => worker.unref());
     }
-    if ('error' in reply) {
-      request?.reject(new Error(reply.error));
-      return;
-    }
-    for (const warning of reply.warnings) {
-      this.skipped.push(warning);
-      this.options.onWarning?.(warning);
-    }
-    request?.resolve(reply.batch);
   }
 
   private failAll(error: Error): void {
@@ -205,17 +266,40 @@ export class TwoViewLoader {
   }
 }
 
+/** The whole batch from its parts; a single part already is one, in slot order. */
+function joinParts(parts: BatchPart[], batchSize: number, size: number): TwoViewBatch {
+  if (parts.length === 1) {
+    const [{ view1, view2, indices }] = parts;
+    return { view1, view2, indices };
+  }
+  const floatsPerView = size * size * 3;
+  const batch: TwoViewBatch = {
+    view1: new Float32Array(batchSize * floatsPerView),
+    view2: new Float32Array(batchSize * floatsPerView),
+    indices: new Array<number>(batchSize),
+  };
+  for (const part of parts) {
+    part.slots.forEach((slot, i) => {
+      batch.view1.set(part.view1.subarray(i * floatsPerView, (i + 1) * floatsPerView), slot * floatsPerView);
+      batch.view2.set(part.view2.subarray(i * floatsPerView, (i + 1) * floatsPerView), slot * floatsPerView);
+      batch.indices[slot] = part.indices[i];
+    });
+  }
+  return batch;
+}
+
 /**
- * Decodes and augments one batch (runs in the worker). The views come from the stream
- * (seed, epoch, batch): view 1 then view 2 of each image in order. An undecodable image is
- * replaced by a random other one from the stream (seed, epoch, batch, SUBSTITUTE_STREAM), so the
- * batch stays full and its other images keep their views. Returns the new warnings it met.
+ * Decodes and augments the requested slots of one batch (runs in a worker). A slot's two views
+ * come from the stream (seed, epoch, batch, VIEW_STREAM, slot), so they do not depend on which
+ * thread renders them. An undecodable image is replaced by a random other one from the stream
+ * (seed, epoch, batch, SUBSTITUTE_STREAM, slot), so the batch stays full and its other images
+ * keep their views. Returns the new warnings it met.
  */
 export async function assembleTwoViewBatch(
   init: LoaderWorkerInit,
   request: BatchRequest,
   cache: DecodedImageCache,
-): Promise<{ batch: TwoViewBatch; warnings: LoaderWarning[] }> {
+): Promise<{ part: BatchPart; warnings: LoaderWarning[] }> {
   const warnings: LoaderWarning[] = [];
   const tryDecode = async (index: number): Promise<DecodedImage | null> => {
     const file = init.paths[index];
@@ -236,17 +320,17 @@ export async function assembleTwoViewBatch(
 
   const indices = [...request.indices];
   const images = await mapWithConcurrency(indices, DECODE_CONCURRENCY, tryDecode);
-  const substitutes = new Rng(deriveSeed(init.seed, request.epoch, request.batch, SUBSTITUTE_STREAM));
-  for (let slot = 0; slot < indices.length; slot++) {
-    for (let tries = 0; images[slot] === null; tries++) {
+  for (let i = 0; i < indices.length; i++) {
+    const substitutes = new Rng(deriveSeed(init.seed, request.epoch, request.batch, SUBSTITUTE_STREAM, request.slots[i]));
+    for (let tries = 0; images[i] === null; tries++) {
       if (tries === MAX_SUBSTITUTE_TRIES) {
         throw new Error(
-          `${MAX_SUBSTITUTE_TRIES} images in a row could not be decoded (e.g. ${init.paths[indices[slot]]}); ` +
+          `${MAX_SUBSTITUTE_TRIES} images in a row could not be decoded (e.g. ${init.paths[indices[i]]}); ` +
             `most files in this dataset seem unreadable. Check the folder's images.`,
         );
       }
-      indices[slot] = substitutes.int(init.paths.length);
-      images[slot] = await tryDecode(indices[slot]);
+      indices[i] = substitutes.int(init.paths.length);
+      images[i] = await tryDecode(indices[i]);
     }
   }
 
@@ -254,12 +338,12 @@ export async function assembleTwoViewBatch(
   const floatsPerView = size * size * 3;
   const view1 = new Float32Array(indices.length * floatsPerView);
   const view2 = new Float32Array(indices.length * floatsPerView);
-  const rng = new Rng(deriveSeed(init.seed, request.epoch, request.batch));
-  images.forEach((image, slot) => {
-    augmentView(image!, init.augment, rng, view1, slot * floatsPerView);
-    augmentView(image!, init.augment, rng, view2, slot * floatsPerView);
+  images.forEach((image, i) => {
+    const rng = new Rng(deriveSeed(init.seed, request.epoch, request.batch, VIEW_STREAM, request.slots[i]));
+    augmentView(image!, init.augment, rng, view1, i * floatsPerView);
+    augmentView(image!, init.augment, rng, view2, i * floatsPerView);
   });
-  return { batch: { view1, view2, indices }, warnings };
+  return { part: { slots: request.slots, indices, view1, view2 }, warnings };
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
- * The loader's worker thread: owns the decoded-image cache and prepares the batches the main
- * thread asks for, one at a time in request order (so "first time a file fails" is well defined).
+ * A loader worker thread: owns the decoded-image cache of its share of the images and prepares
+ * the parts of batches the main thread asks for, one at a time in request order (so "first time a
+ * file fails" is well defined per thread).
  */
 import { parentPort, workerData } from 'worker_threads';
 import { decodeShortSideFor } from './augment';
@@ -18,10 +19,10 @@ port.on('message', (request: BatchRequest) => {
 
 async function serve(request: BatchRequest): Promise<void> {
   try {
-    const { batch, warnings } = await assembleTwoViewBatch(init, request, cache);
-    const reply: BatchReply = { jobId: request.jobId, batch, warnings };
+    const { part, warnings } = await assembleTwoViewBatch(init, request, cache);
+    const reply: BatchReply = { jobId: request.jobId, part, warnings };
     // Transferred, not copied: at 224 px a batch of 256 is 150 MB per view.
-    port.postMessage(reply, [batch.view1.buffer as ArrayBuffer, batch.view2.buffer as ArrayBuffer]);
+    port.postMessage(reply, [part.view1.buffer as ArrayBuffer, part.view2.buffer as ArrayBuffer]);
   } catch (error) {
     const reply: BatchReply = { jobId: request.jobId, error: (error as Error).message };
     port.postMessage(reply);

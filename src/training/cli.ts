@@ -111,12 +111,14 @@ export function buildProgram(): Command {
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'node-gpu', 'node', 'wasm', 'cpu']).default('auto'))
     .option('--seed <n>', 'random seed', int('--seed'))
     .option('--threads <n>', 'data-parallel training threads on the wasm/cpu backends (0 = one per core)', int('--threads'))
+    .option('--loader-threads <n>', 'threads decoding and augmenting images (0 = 1 on wasm/cpu, one per core but one on tfjs-node)', int('--loader-threads'))
     .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
     .option('--name <name>', 'run name')
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (folder: string, o) => {
       const overrides = {
         epochs: o.epochs, batchSize: o.batch, imageSize: o.size, baseLr: o.lr, backend: o.backend, seed: o.seed, replicas: o.threads,
+        loaderThreads: o.loaderThreads,
       };
       await startTraining({ folder, preset: o.preset, overrides, runsDir: o.out, name: o.name }, reporter(o.json), stopOnInterrupt());
     });

@@ -36,6 +36,8 @@ export interface TrainConfig {
    * 0 = one per core (at most 4). See dataParallel.ts.
    */
   replicas: number;
+  /** Threads decoding and augmenting images; 0 = chosen for the backend (see loaderThreadCount). */
+  loaderThreads: number;
   /** Fraction of 1/√d under which the collapse monitor warns. */
   collapseWarnFraction: number;
   knnK: number;
@@ -52,6 +54,7 @@ const common = {
   backend: 'auto' as BackendRequest,
   maxCachedImages: 50_000,
   replicas: 0,
+  loaderThreads: 0,
   collapseWarnFraction: 0.5,
   knnK: 200,
   knnTemperature: 0.1,
@@ -114,6 +117,7 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   backend: oneOf('auto', 'node-gpu', 'node', 'wasm', 'cpu'),
   maxCachedImages: nonNegativeInt,
   replicas: nonNegativeInt,
+  loaderThreads: nonNegativeInt,
   collapseWarnFraction: fraction,
   knnK: positiveInt,
   knnTemperature: positive,

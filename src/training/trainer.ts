@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type PresetName, type TrainConfig } from './config';
 import { selectBackend } from './backend';
 import { scanDataset, type DatasetScan, type ImageRecord } from './dataset';
-import { TwoViewLoader, type LoaderWarning } from './batchLoader';
+import { loaderThreadCount, TwoViewLoader, type LoaderWarning } from './batchLoader';
 import { embedRecords } from './embedding';
 import { DecodedImageCache } from './imageDecode';
 import { defaultAugmentConfig } from './augment';
@@ -139,7 +139,7 @@ async function runLoop(input: LoopInput): Promise<DoneMessage> {
   };
   const loader = new TwoViewLoader(dataset.train, {
     augment: defaultAugmentConfig(config.imageSize), batchSize: config.batchSize, seed: config.seed,
-    maxCachedImages: config.maxCachedImages,
+    maxCachedImages: config.maxCachedImages, threads: loaderThreadCount(config, tf.getBackend()),
     onWarning: reportSkipped,
   });
   const batchesPerEpoch = loader.batchesPerEpoch();

@@ -5,7 +5,8 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import { centerView, defaultAugmentConfig, type AugmentConfig } from '../../src/training/augment';
-import { loadEvalBatch, TwoViewLoader, type LoaderWarning, type TwoViewBatch, type TwoViewLoaderOptions } from '../../src/training/batchLoader';
+import { loaderThreadCount, loadEvalBatch, TwoViewLoader, type LoaderWarning, type TwoViewBatch, type TwoViewLoaderOptions } from '../../src/training/batchLoader';
+import { resolveConfig } from '../../src/training/config';
 import type { ImageRecord } from '../../src/training/dataset';
 import { DecodedImageCache, decodeImage } from '../../src/training/imageDecode';
 
@@ -97,11 +98,14 @@ describe('TwoViewLoader', () => {
     });
   });
 
-  it('gives the same batches for the same seed, whatever the prefetch depth and cache size', async () => {
+  it('gives the same batches for the same seed, whatever the prefetch depth, cache size and thread count', async () => {
     const run = (options: Partial<TwoViewLoaderOptions>) => withLoader(records, options, async (loader) => [...(await collect(loader.epoch(0))), ...(await collect(loader.epoch(1)))]);
     const reference = await run({ prefetch: 1 });
     assert.deepStrictEqual(await run({ prefetch: 4 }), reference);
     assert.deepStrictEqual(await run({ prefetch: 2, maxCachedImages: 3 }), reference);
+    // Three threads split every batch of five between them (images owned by index modulo 3).
+    assert.deepStrictEqual(await run({ prefetch: 3, threads: 3 }), reference);
+    assert.deepStrictEqual(await run({ prefetch: 1, threads: 2, maxCachedImages: 4 }), reference);
     assert.notDeepStrictEqual(reference[0].indices, reference[4].indices, 'each epoch has its own order');
     const otherSeed = await run({ seed: 2 });
     assert.notDeepStrictEqual(otherSeed.map((b) => b.indices), reference.map((b) => b.indices));
@@ -118,27 +122,30 @@ describe('TwoViewLoader', () => {
     }
   });
 
-  it('skips an undecodable file with exactly one warning naming it, and keeps every batch full', async () => {
-    const withBroken = [...records.slice(0, 9), { path: brokenFile, relPath: 'broken.png', label: null, split: 'train' as const }];
-    const brokenIndex = 9;
-    const warnings: LoaderWarning[] = [];
-    await withLoader(withBroken, { batchSize: 2, onWarning: (w) => warnings.push(w) }, async (loader) => {
-      assert.strictEqual(loader.batchesPerEpoch(), 5);
-      for (let epoch = 0; epoch < 3; epoch++) {
-        const batches = await collect(loader.epoch(epoch));
-        assert.strictEqual(batches.length, 5, 'training goes on');
-        for (const batch of batches) {
-          assert.strictEqual(batch.indices.length, 2);
-          assert.ok(!batch.indices.includes(brokenIndex), 'the broken file never reaches a batch');
-          assert.ok(batch.view1.every(Number.isFinite));
+  for (const threads of [1, 2]) {
+    it(`skips an undecodable file with exactly one warning naming it, and keeps every batch full (${threads} thread${threads > 1 ? 's' : ''})`, async () => {
+      // The broken file twice: with two threads, each owns one copy and meets it.
+      const withBroken = [...records.slice(0, 8), ...[8, 9].map(() => ({ path: brokenFile, relPath: 'broken.png', label: null, split: 'train' as const }))];
+      const brokenIndices = [8, 9];
+      const warnings: LoaderWarning[] = [];
+      await withLoader(withBroken, { batchSize: 2, threads, onWarning: (w) => warnings.push(w) }, async (loader) => {
+        assert.strictEqual(loader.batchesPerEpoch(), 5);
+        for (let epoch = 0; epoch < 3; epoch++) {
+          const batches = await collect(loader.epoch(epoch));
+          assert.strictEqual(batches.length, 5, 'training goes on');
+          for (const batch of batches) {
+            assert.strictEqual(batch.indices.length, 2);
+            assert.ok(!batch.indices.some((i) => brokenIndices.includes(i)), 'the broken file never reaches a batch');
+            assert.ok(batch.view1.every(Number.isFinite));
+          }
         }
-      }
-      assert.strictEqual(warnings.length, 1);
-      assert.strictEqual(warnings[0].file, brokenFile);
-      assert.ok(warnings[0].reason.length > 0);
-      assert.deepStrictEqual(loader.skippedFiles(), warnings);
+        assert.strictEqual(warnings.length, 1);
+        assert.strictEqual(warnings[0].file, brokenFile);
+        assert.ok(warnings[0].reason.length > 0);
+        assert.deepStrictEqual(loader.skippedFiles(), warnings);
+      });
     });
-  });
+  }
 
   it('reports an error, instead of hanging, when no image can be decoded', async () => {
     const allBroken = Array.from({ length: 4 }, () => ({ path: brokenFile, relPath: 'broken.png', label: null, split: 'train' as const }));
@@ -178,6 +185,19 @@ describe('TwoViewLoader', () => {
     const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
     assert.strictEqual(result.status, 0, result.stderr);
     assert.strictEqual(result.stdout.trim(), 'closed');
+  });
+});
+
+describe('loaderThreadCount', () => {
+  it('uses one thread on the JavaScript backends, all cores but one (at most 8) on TensorFlow\'s, or what is configured', () => {
+    const auto = resolveConfig('tiny');
+    assert.strictEqual(loaderThreadCount(auto, 'wasm', 16), 1);
+    assert.strictEqual(loaderThreadCount(auto, 'cpu', 16), 1);
+    assert.strictEqual(loaderThreadCount(auto, 'tensorflow', 4), 3);
+    assert.strictEqual(loaderThreadCount(auto, 'tensorflow', 64), 8);
+    assert.strictEqual(loaderThreadCount(auto, 'tensorflow', 1), 1);
+    assert.strictEqual(loaderThreadCount(resolveConfig('tiny', { loaderThreads: 3 }), 'wasm', 2), 3);
+    assert.throws(() => resolveConfig('tiny', { loaderThreads: -1 }), /loaderThreads must be an integer ≥ 0/);
   });
 });
 
