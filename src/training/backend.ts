@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type * as tfWasm from '@tensorflow/tfjs-backend-wasm';
+import { releaseGradientInputsEarly } from './gradientMemory';
 import { registerWasmGradientKernels } from './wasmGradients';
 
 /**
@@ -227,5 +228,7 @@ export async function selectBackend(requested: BackendRequest): Promise<BackendI
     choice = alias;
   }
   const { backendName, detail } = await use(choice);
+  // Whatever the backend, a training step's backward pass frees what each op's gradient consumed.
+  releaseGradientInputsEarly();
   return { name: backendName, requested, detail };
 }
