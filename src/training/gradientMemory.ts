@@ -11,13 +11,14 @@
  *
  * So every gradient is wrapped: the registered ones (tf.getGradient / tf.registerGradient, for
  * the ops tfjs differentiates itself) and those of tf.customGrad ops (tfjs's fused conv2d, and
- * this project's batch norm and loss). A wrapped gradient disposes its dy and saved tensors when
- * the last of its input gradients has been computed, unless that gradient is one of them (some
- * gradients pass dy straight through). If the tape asks for fewer input gradients than the op
- * has (an input no variable depends on, such as the image batch), nothing is freed early and
- * the engine frees it all at the end, as without this module. A use after disposal would throw
- * ("Tensor is disposed"), never compute silently wrong values; the gradients are the same as
- * without it (test/unit/gradientMemory.test.ts).
+ * this project's batch norm). A wrapped gradient disposes its dy and saved tensors when the last
+ * of its input gradients has been computed, except a tensor it returns (some gradients pass dy
+ * straight through) and a dy the caller passed to tf.grad(s) (the caller owns it). If the tape
+ * asks for fewer input gradients than the op has (an input no variable depends on, such as the
+ * image batch), nothing is freed early and the engine frees it all at the end, as without this
+ * module. A use after disposal would fail loudly (tfjs never reuses a freed tensor's data id),
+ * never compute wrong values; the gradients are the same as without it
+ * (test/unit/gradientMemory.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -26,8 +27,13 @@ type GradientClosures = Record<string, () => tf.Tensor>;
 type CustomGradientFunc<T extends tf.Tensor> = Parameters<typeof tf.customGrad<T>>[0];
 
 let installed = false;
+/** The dy of each tf.grad(s) call in progress, which belongs to its caller. */
+const callerGradients = new Set<tf.Tensor>();
 
-/** Wraps every gradient tfjs knows now and every tf.customGrad op made from now on; idempotent. */
+/**
+ * Wraps every gradient tfjs knows now and every tf.customGrad op made from now on; idempotent.
+ * (tf.engine()'s customGrad and gradients are replaced by wrappers: tfjs has no hook for either.)
+ */
 export function releaseGradientInputsEarly(): void {
   if (installed) {
     return;
@@ -40,6 +46,18 @@ export function releaseGradientInputsEarly(): void {
     });
   }
   const engine = tf.engine();
+  const gradients = engine.gradients.bind(engine);
+  engine.gradients = <T extends tf.Tensor>(f: () => T, xs: tf.Tensor[], dy?: T, allowNoGradients?: boolean) => {
+    if (dy == null) {
+      return gradients(f, xs, dy, allowNoGradients);
+    }
+    callerGradients.add(dy);
+    try {
+      return gradients(f, xs, dy, allowNoGradients);
+    } finally {
+      callerGradients.delete(dy);
+    }
+  };
   const customGrad = engine.customGrad.bind(engine);
   engine.customGrad = <T extends tf.Tensor>(f: CustomGradientFunc<T>) =>
     customGrad<T>((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -47,9 +65,16 @@ export function releaseGradientInputsEarly(): void {
       return {
         value,
         gradFunc: (dy: T, saved: tf.Tensor[]) => {
-          const gradients = gradFunc(dy, saved);
-          release([dy, saved], new Set(Array.isArray(gradients) ? gradients : [gradients]));
-          return gradients;
+          const inputGradients = gradFunc(dy, saved);
+          if (!Array.isArray(inputGradients)) {
+            release([dy, saved], new Set([inputGradients]));
+            return inputGradients;
+          }
+          // One tensor returned for two inputs would be stored twice and freed by whichever of
+          // their producers' gradients runs first: give each input its own tensor.
+          const distinct = inputGradients.map((g, i) => (inputGradients.indexOf(g) < i ? g.clone() : g));
+          release([dy, saved], new Set(distinct));
+          return distinct;
         },
       };
     });
@@ -71,7 +96,9 @@ function releasingWhenAllComputed(closures: GradientClosures, inputs: (tf.Tensor
   const wrapped: GradientClosures = {};
   for (const name of names) {
     wrapped[name] = () => {
-      const gradient = closures[name]();
+      const computed = closures[name]();
+      // The same tensor for two inputs: see the customGrad wrapper.
+      const gradient = produced.has(computed) ? computed.clone() : computed;
       produced.add(gradient);
       if (--pending === 0) {
         release(inputs, produced);
@@ -84,7 +111,7 @@ function releasingWhenAllComputed(closures: GradientClosures, inputs: (tf.Tensor
 
 function release(inputs: (tf.Tensor | tf.Tensor[] | null | undefined)[], keep: Set<tf.Tensor>): void {
   for (const tensor of inputs.flat()) {
-    if (tensor != null && !keep.has(tensor) && !tensor.isDisposed) {
+    if (tensor != null && !keep.has(tensor) && !callerGradients.has(tensor) && !tensor.isDisposed) {
       tensor.dispose();
     }
   }
