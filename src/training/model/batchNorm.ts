@@ -13,6 +13,8 @@
 // mean as an average pool (see channelMeans).
 import * as tf from '@tensorflow/tfjs';
 
+const POOLED_MEAN_BACKENDS = new Set(['wasm', 'cpu']);
+
 type BatchNormArgs = NonNullable<Parameters<typeof tf.layers.batchNormalization>[0]>;
 
 // tfjs does not export the class itself; its factory's instances carry it.
@@ -29,14 +31,19 @@ interface BatchNormState {
 }
 
 /**
- * Per-channel means over every other axis, as one average pool over x viewed as a single column
- * [1, rows, 1, channels]: it reads x once, where tf.mean over the leading axes of an NHWC tensor
- * first transposes it (on wasm 3-7x slower for the backbone's activations; a matrix product with
- * a row of ones is slower still, as XNNPACK repacks x as its weights on every call).
+ * Per-channel means over every other axis. On the JavaScript backends, as one average pool over x
+ * viewed as a single column [1, rows, 1, channels]: it reads x once, where tf.mean over the
+ * leading axes of an NHWC tensor first transposes it (on wasm 3-7x slower for the backbone's
+ * activations; a matrix product with a row of ones is slower still, as XNNPACK repacks x as its
+ * weights on every call). TensorFlow's native backends reduce well themselves, and may
+ * parallelise a one-image pool poorly.
  */
 function channelMeans(x: tf.Tensor): tf.Tensor1D {
   const channels = x.shape[x.rank - 1];
   const rows = x.size / channels;
+  if (!POOLED_MEAN_BACKENDS.has(tf.getBackend())) {
+    return tf.mean(x, Array.from({ length: x.rank - 1 }, (_, axis) => axis));
+  }
   const column = tf.reshape(x, [1, rows, 1, channels]) as tf.Tensor4D;
   return tf.reshape(tf.avgPool(column, [rows, 1], 1, 'valid'), [channels]);
 }
