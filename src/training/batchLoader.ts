@@ -3,8 +3,9 @@
  * the wasm backend trains synchronously on the main thread and would otherwise sit idle while
  * every batch is prepared. One thread keeps up with CPU training at small image sizes; large
  * images, or a GPU that trains faster than one thread augments, want several. Each worker owns
- * the images whose index is its number modulo the thread count: it alone decodes and caches them,
- * so the cache is not duplicated, and a batch is split between the owners of its images.
+ * the images whose index is its number modulo the thread count: it decodes and caches them, so
+ * the cache is not duplicated, and a batch is split between the owners of its images (only a
+ * substitute for an undecodable image may be decoded by another thread).
  *
  * Every batch is a pure function of (seed, epoch, batch index, which files are undecodable): the
  * main thread fixes the epoch's order, and each image's views come from the random stream of its
@@ -263,7 +264,12 @@ export class TwoViewLoader {
       request.reject(error);
     }
     this.pending.clear();
+    // Nothing is awaited from the other threads any more: they must not keep the process alive.
+    if (!this.closing) {
+      this.workers.forEach((worker) => worker.unref());
+    }
   }
+
 }
 
 /** The whole batch from its parts; a single part already is one, in slot order. */
