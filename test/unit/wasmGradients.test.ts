@@ -30,6 +30,10 @@ const CASES: ConvCase[] = [
   { name: '3x3 stride 2 on odd 7x7 input', input: [3, 7, 7, 4], filter: [3, 3, 4, 5], strides: 2, pad: 'same' },
   { name: 'batch 1, 3x3 stride 2 on 9x9', input: [1, 9, 9, 3], filter: [3, 3, 3, 4], strides: 2, pad: 'same' },
   { name: 'asymmetric explicit padding', input: [2, 6, 6, 3], filter: [3, 3, 3, 4], strides: 2, pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
+  { name: '5x5 stride 3 same', input: [2, 11, 10, 3], filter: [5, 5, 3, 4], strides: 3, pad: 'same' },
+  { name: 'strides [2, 3], 3x3 valid', input: [2, 9, 11, 3], filter: [3, 3, 3, 4], strides: [2, 3], pad: 'valid' },
+  { name: 'non-square 1x3 filter at strides [2, 1]', input: [2, 8, 7, 3], filter: [1, 3, 3, 5], strides: [2, 1], pad: 'same' },
+  { name: '2x2 stride 2 (filter no wider than the stride)', input: [2, 8, 8, 3], filter: [2, 2, 3, 4], strides: 2, pad: 'valid' },
 ];
 
 const TOLERANCE = 1e-4;
