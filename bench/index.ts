@@ -31,10 +31,14 @@ interface Options {
   kernels: boolean;
   backend?: UserBackendName;
   retrievalImages?: number;
+  memoryImages?: number;
   json?: string;
 }
 
 const RETRIEVAL_IMAGES_QUICK = 5_000;
+/** Images of the memory section's whole-run peak run: big enough for a real loader cache and kNN pass, small enough for a minute (`--memory-images 10000` checks issue 5's target). */
+const RUN_PEAK_IMAGES = 1_000;
+const RUN_PEAK_IMAGES_QUICK = 200;
 
 /** A wrong option: its message is enough, without a stack. */
 class UsageError extends Error {}
@@ -47,6 +51,7 @@ function parseOptions(): Options {
     .option('--all', 'include the plain-JS cpu backend (one small training step)', false)
     .option('--kernels', 'per-kernel top-10 table of one training step (tf.profile), and bench/convGrad', false)
     .addOption(new Option('--backend <name>', 'measure this backend only').choices([...BACKEND_CHOICES]))
+    .option('--memory-images <n>', `images of the memory section's whole-run peak RSS (default ${RUN_PEAK_IMAGES}; --quick ${RUN_PEAK_IMAGES_QUICK}; 0 skips it)`, (v) => Number(v))
     .option('--retrieval-images <n>', 'indexed images for bench/retrieval (its default 50000; --quick 5000)', (v) => Number(v))
     .option('--json <file>', 'also write every figure to this JSON file')
     .parse(process.argv)
@@ -172,7 +177,8 @@ async function main(): Promise<void> {
     }
     await run('embed', async () => (embed = await benchEmbed(context, records)));
     await run('augment', () => benchAugment(context));
-    await run('memory', () => benchMemory(context, backends.usable[0]));
+    const runPeakImages = options.memoryImages ?? (options.quick ? RUN_PEAK_IMAGES_QUICK : RUN_PEAK_IMAGES);
+    await run('memory', () => benchMemory(context, backends.usable[0], runPeakImages));
     await run('retrieval', async () => {
       const images = options.retrievalImages ?? (options.quick ? RETRIEVAL_IMAGES_QUICK : undefined);
       const args = ['--backend', backends.usable[0], ...(images ? ['--images', String(images)] : [])];

@@ -4,6 +4,7 @@
  * folder. The tensors alive on the main thread after each epoch must not grow: a leak of even one
  * tensor per step becomes thousands over a real run.
  */
+import { spawn } from 'child_process';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { startTraining, StopSignal } from '../src/training/trainer';
@@ -23,9 +24,17 @@ export interface MemorySnapshot {
   heapBytes: number;
 }
 
+export interface RunPeakFigures {
+  images: number;
+  /** The run's process at its largest, worker threads included (resourceUsage().maxRSS). */
+  peakRssBytes: number;
+  imagesPerSecond: number;
+}
+
 export interface MemoryFigures {
   backend: string;
   snapshots: MemorySnapshot[];
+  runPeak: RunPeakFigures | null;
   /** Tensors gained from the first epoch's end to the last's; 0 when nothing leaks. */
   tensorGrowth: number;
   /** Tensors still alive after the run returned, beyond those alive before it started. */
@@ -38,7 +47,7 @@ function snapshot(label: string): MemorySnapshot {
   return { label, numTensors: memory.numTensors, tensorBytes: memory.numBytes, rssBytes: usage.rss, heapBytes: usage.heapUsed };
 }
 
-export async function benchMemory(context: BenchContext, backend: UserBackendName): Promise<MemoryFigures> {
+export async function benchMemory(context: BenchContext, backend: UserBackendName, runPeakImages: number): Promise<MemoryFigures> {
   const classes = context.quick ? 2 : 4;
   const perClass = context.quick ? 20 : 40;
   const batchSize = context.quick ? 16 : 64;
@@ -81,5 +90,39 @@ export async function benchMemory(context: BenchContext, backend: UserBackendNam
   context.print(`  tensors left after the run returned: ${tensorsLeftAfterRun > 0 ? '+' : ''}${tensorsLeftAfterRun} vs before it ` +
     '(should be about 0: a few constants tfjs caches on first use are fine, one per parameter is a per-run leak)');
   for (const warning of warnings) context.print(`  engine warning: ${warning}`);
-  return { backend: backendDetail, snapshots, tensorGrowth, tensorsLeftAfterRun };
+  const runPeak = runPeakImages > 0 ? await benchRunPeak(context, backend, runPeakImages) : null;
+  return { backend: backendDetail, snapshots, runPeak, tensorGrowth, tensorsLeftAfterRun };
+}
+
+/**
+ * A whole run's memory, as a user's `simsiam train` has it: one epoch of the tiny preset with the
+ * trainer's defaults (data-parallel threads, loader, kNN monitor over every image, checkpoint)
+ * in a process of its own, so that nothing this harness holds is counted.
+ */
+async function benchRunPeak(context: BenchContext, backend: UserBackendName, images: number): Promise<RunPeakFigures> {
+  const classes = 10;
+  const folder = path.join(context.workDir, `run-peak-${images}`);
+  context.print(`\n  Peak RSS of a whole run in its own process: 1 epoch, tiny preset, defaults, on ${images} generated ` +
+    `32x32 labelled JPEGs (${classes} classes; the kNN monitor embeds them all), backend ${backend}`);
+  await writeSyntheticImages(folder, { count: images, width: 32, height: 32, format: 'jpeg', seed: 41, classes });
+  const script = `
+    const { startTraining, StopSignal } = require(${JSON.stringify(require.resolve('../src/training/trainer'))});
+    let epoch;
+    startTraining({ folder: ${JSON.stringify(folder)}, preset: 'tiny', overrides: { backend: ${JSON.stringify(backend)}, epochs: 1 },
+      runsDir: ${JSON.stringify(path.join(context.workDir, 'run-peak-runs'))}, name: 'bench-run-peak' },
+      (message) => { if (message.type === 'epoch') epoch = message; },
+      new StopSignal())
+      .then(() => console.log(JSON.stringify({ peakRssBytes: process.resourceUsage().maxRSS * 1024, imagesPerSecond: epoch.imagesPerSecond })))
+      .catch((error) => { console.error(error); process.exit(1); });`;
+  const output = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`the run-peak child exited with code ${code}`))));
+  });
+  const { peakRssBytes, imagesPerSecond } = JSON.parse(output.trim().split('\n').pop()!);
+  const figures = { images, peakRssBytes, imagesPerSecond };
+  context.print(`  peak RSS ${mib(peakRssBytes)} (${(peakRssBytes / 1e9).toFixed(2)} GB), training at ${imagesPerSecond.toFixed(1)} images/s`);
+  return figures;
 }
