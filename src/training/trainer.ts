@@ -66,10 +66,17 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
   }
   const record = readRun(runDir);
   const config: TrainConfig = request.epochs ? { ...record.config, epochs: request.epochs } : record.config;
-  if (!readCheckpointPointer(runDir)) {
+  const pointer = readCheckpointPointer(runDir);
+  if (!pointer) {
     throw new TrainingError(`Run ${runDir} has no checkpoint yet (it stopped before its first one): start a new run instead.`);
   }
   const dataset = await scanForTraining(record.dataset.root, path.dirname(runDir), config);
+  // Batches per epoch as the loader counts them (a full last batch only).
+  const batchesPerEpoch = Math.floor(dataset.train.length / config.batchSize);
+  if (pointer.step >= config.epochs * batchesPerEpoch) {
+    throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(pointer.step / batchesPerEpoch)} epochs ` +
+      `(step ${pointer.step}): resume it with more epochs than that.`);
+  }
   const backend = await selectBackend(config.backend);
   const checkpoint = await loadCheckpoint(runDir);
   if (!checkpoint) throw new TrainingError(`Run ${runDir}: its checkpoint could not be read.`);

@@ -165,6 +165,11 @@ describe('trainer', function () {
     assert.deepStrictEqual(steps, [1, 2, 3, 4, 5, 6], 'every step once, in order');
     const epochs = readMetrics(resumed.runDir).filter((r) => r.kind === 'epoch').map((r) => r.epoch);
     assert.deepStrictEqual(epochs, [1, 2]);
+
+    // Nothing left to train: refused with what to do, and the run stays completed.
+    await assert.rejects(resumeTraining({ runDir: resumed.runDir, epochs: 2 }, () => undefined, new StopSignal()),
+      /has already trained 2 epochs \(step 6\): resume it with more epochs/);
+    assert.strictEqual(readStatus(resumed.runDir).status, 'completed');
   });
 
   it('stops on a non-finite loss with a clear message and keeps the last good checkpoint', async () => {

@@ -79,9 +79,8 @@ describe('SimSiam extension', function () {
   it('refuses a second training of a folder that is training, stops mid-run with a checkpoint, and resumes to the end', async () => {
     const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'stop-resume'), 64, 100);
     // Far more epochs than it will train: the stop, sent on the first step message, must land
-    // mid-run however slow the host is; the resume then asks for just two.
+    // mid-run however slow the host is; the resume then asks for one epoch past the stop.
     const overrides = { ...TINY, epochs: 50 };
-    const resumedEpochs = 2;
     let batchesPerEpoch = 0;
     const firstStep = new Promise<void>((resolve) => {
       const subscription = api.onTrainingMessage((_, message) => {
@@ -109,6 +108,8 @@ describe('SimSiam extension', function () {
     assert.strictEqual(row?.status, 'stopped');
     assert.match(row.contextValue, /resumable/);
 
+    // One epoch past the one it stopped in, wherever the stop landed.
+    const resumedEpochs = Math.floor(pointer.step / batchesPerEpoch) + 1;
     const resumed = await api.resumeRun(run.runDir, resumedEpochs);
     assert.strictEqual(resumed.runDir, run.runDir);
     const outcome = await resumed.finished;
