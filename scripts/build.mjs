@@ -3,7 +3,8 @@
 //   dist/engineProcess.js     the engine, forked per training run and for search
 //   dist/<name>Worker.js      the engine's worker threads: every src/training/*Worker.ts, which the
 //                             engine starts from path.join(__dirname, '<name>Worker.js')
-//   dist/*.wasm               tfjs' wasm binaries (the engine is told where via SIMSIAM_WASM_DIR)
+//   dist/*.wasm               tfjs' wasm binaries (the engine is told where via SIMSIAM_WASM_DIR),
+//                             and the augmentation kernels (scripts/buildKernels.mjs)
 //   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
 // sharp (native) stays external and ships in node_modules inside the .vsix (see scripts/package.mjs).
 //
@@ -12,6 +13,7 @@ import * as esbuild from 'esbuild';
 import * as fs from 'fs';
 import * as path from 'path';
 import { fileURLToPath } from 'url';
+import { buildKernels, KERNELS_FILE } from './buildKernels.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const production = process.argv.includes('--production');
@@ -60,6 +62,7 @@ async function build() {
   for (const file of fs.readdirSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist')).filter((f) => f.endsWith('.wasm'))) {
     fs.copyFileSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', file), path.join(dist, file));
   }
+  await buildKernels(path.join(dist, KERNELS_FILE));
   fs.copyFileSync(path.join(root, 'node_modules/uplot/dist/uPlot.min.css'), path.join(mediaDist, 'uPlot.min.css'));
   const size = (file) => `${(fs.statSync(file).size / 1024).toFixed(0)} KiB`;
   console.log(`built in ${Date.now() - started} ms${production ? ' (production)' : ''}: ` +

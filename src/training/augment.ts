@@ -9,7 +9,14 @@
  * All random choices for a view are drawn first (`sampleViewParams`) and then applied
  * (`renderView`): the parameters are testable on their own, and the flip is folded into the
  * resampling (every later step is left-right symmetric, so flipping first changes nothing).
+ *
+ * A view is built in the memory of a small WebAssembly module (./kernels/augmentKernels.ts), which
+ * runs the loops that dominate at large sizes (the resampling taps, the filter sweeps of the
+ * resampling and the blur, brightness and contrast) with SIMD; the other steps run here on the
+ * same memory.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import type { DecodedImage } from './imageDecode';
 import type { Rng } from './rng';
 
@@ -145,18 +152,19 @@ export function renderView(image: DecodedImage, params: ViewParams, cfg: Augment
   const { size } = cfg;
   checkArguments(image, size, out, offset);
   const { crop } = params;
+  const blur = params.blurSigma === null ? null : gaussianKernel(params.blurSigma);
   // torchvision crops, then resizes: resampling taps stay inside the crop.
-  const pixels = resample(image, crop, [crop.left, crop.left + crop.width], [crop.top, crop.top + crop.height], size, params.flip);
+  const view = resample(image, crop, [crop.left, crop.left + crop.width], [crop.top, crop.top + crop.height], size, params.flip, blur);
   for (const { op, factor } of params.jitter) {
-    JITTER_STEPS[op](pixels, factor);
+    JITTER_STEPS[op](view, factor);
   }
   if (params.grayscale) {
-    toGrayscale(pixels);
+    toGrayscale(view.pixels);
   }
-  if (params.blurSigma !== null) {
-    gaussianBlur(pixels, size, params.blurSigma);
+  if (blur !== null) {
+    gaussianBlur(view, blur);
   }
-  normalise(pixels, cfg.mean, cfg.std, out, offset);
+  normalise(view.pixels, cfg.mean, cfg.std, out, offset);
 }
 
 /**
@@ -179,8 +187,8 @@ export function centerView(image: DecodedImage, size: number, mean: Rgb, std: Rg
     height: size * yScale,
   };
   // Resize-then-crop: taps may reach outside the square, up to the image border.
-  const pixels = resample(image, box, [0, width], [0, height], size, false);
-  normalise(pixels, mean, std, out, offset);
+  const view = resample(image, box, [0, width], [0, height], size, false, null);
+  normalise(view.pixels, mean, std, out, offset);
 }
 
 /** Python's round(), which torchvision's CenterCrop uses. */
@@ -203,6 +211,70 @@ function checkArguments(image: DecodedImage, size: number, out: Float32Array, of
 }
 
 // ---------------------------------------------------------------------------------------------
+// The kernels' memory: one view at a time (a thread renders views one after another), laid out
+// afresh for each, with the source image kept while consecutive views come from the same one.
+
+/** The compiled kernels, beside this module in out/ and in the extension's dist/. */
+export const KERNELS_FILE = 'augmentKernels.wasm';
+
+interface Kernels {
+  memory: WebAssembly.Memory;
+  resampleRows(image: number, width: number, firstRow: number, endRow: number, size: number,
+    first: number, count: number, weights: number, maxTaps: number, flip: number, rows: number): void;
+  weightedRowSum(dst: number, length: number, src: number, starts: number, weights: number, taps: number): void;
+  scaleClamped(pixels: number, length: number, factor: number, offset: number): void;
+}
+
+let kernels: Kernels | undefined;
+
+function loadKernels(): Kernels {
+  if (kernels === undefined) {
+    const file = path.join(__dirname, KERNELS_FILE);
+    if (!fs.existsSync(file)) {
+      throw new Error(`the augmentation kernels ${file} are missing: run npm run compile (or npm run build for dist/)`);
+    }
+    kernels = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(file)), {}).exports as unknown as Kernels;
+  }
+  return kernels;
+}
+
+/** The image whose pixels sit at offset 0 of the kernels' memory. */
+let loadedImage: Uint8Array | null = null;
+
+/** A view being rendered: its pixels (size*size*3 floats, HWC, [0, 1]) and where its buffers are. */
+interface ViewBuffers {
+  kernels: Kernels;
+  size: number;
+  pixels: Float32Array;
+  /** Byte offsets in the kernels' memory. */
+  pixelsAt: number;
+  blurAt: number;
+  blurRowAt: number;
+  startsAt: number;
+  weightsAt: number;
+}
+
+/** Byte offsets of `sizes` consecutive 16-byte-aligned regions from `start`, and their end. */
+function layout(start: number, sizes: number[]): { offsets: number[]; end: number } {
+  const offsets: number[] = [];
+  let end = start;
+  for (const bytes of sizes) {
+    offsets.push(end);
+    end += Math.ceil(bytes / 16) * 16;
+  }
+  return { offsets, end };
+}
+
+/** Grows the kernels' memory to at least `bytes`; any typed array over it must be made after. */
+function ensureMemory(k: Kernels, bytes: number): void {
+  const missing = bytes - k.memory.buffer.byteLength;
+  if (missing > 0) {
+    k.memory.grow(Math.ceil(missing / 65536));
+    loadedImage = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Resampling: separable bilinear (triangle) filter widened by the downscale factor, like PIL's
 // and torchvision's antialiased resize, so downscaled crops do not alias.
 
@@ -210,7 +282,7 @@ interface AxisTaps {
   first: Int32Array;
   count: Int32Array;
   /** `maxTaps` weights per output pixel, normalised to sum to `gain`. */
-  weights: Float64Array;
+  weights: Float32Array;
   maxTaps: number;
 }
 
@@ -221,19 +293,19 @@ function axisTaps(boxStart: number, boxLength: number, outSize: number, clampLo:
   const maxTaps = Math.ceil(support) * 2 + 1;
   const first = new Int32Array(outSize);
   const count = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * maxTaps);
+  const weights = new Float32Array(outSize * maxTaps);
+  const raw = new Float64Array(maxTaps);
   for (let o = 0; o < outSize; o++) {
     const center = boxStart + (o + 0.5) * scale;
     const lo = Math.max(clampLo, Math.floor(center - support + 0.5));
     const hi = Math.min(clampHi, Math.floor(center + support + 0.5));
     let total = 0;
     for (let i = lo; i < hi; i++) {
-      const w = Math.max(0, 1 - Math.abs((i - center + 0.5) / filterScale));
-      weights[o * maxTaps + (i - lo)] = w;
-      total += w;
+      raw[i - lo] = Math.max(0, 1 - Math.abs((i - center + 0.5) / filterScale));
+      total += raw[i - lo];
     }
     for (let t = 0; t < hi - lo; t++) {
-      weights[o * maxTaps + t] *= gain / total;
+      weights[o * maxTaps + t] = (raw[t] * gain) / total;
     }
     first[o] = lo;
     count[o] = hi - lo;
@@ -241,102 +313,51 @@ function axisTaps(boxStart: number, boxLength: number, outSize: number, clampLo:
   return { first, count, weights, maxTaps };
 }
 
-/** Reused between calls (views are rendered one at a time), so a view costs no allocation or garbage. */
-const scratch = {
-  rows: new Float32Array(0),
-  view: new Float32Array(0),
-  blur: new Float32Array(0),
-  blurRow: new Float32Array(0),
-};
-
-function scratchBuffer(name: keyof typeof scratch, length: number): Float32Array {
-  if (scratch[name].length < length) {
-    scratch[name] = new Float32Array(length);
-  }
-  return scratch[name].subarray(0, length);
-}
-
-/** Resamples `box` of the image to size x size floats in [0, 1] (HWC), optionally mirrored. */
-function resample(image: DecodedImage, box: CropBox, clampX: [number, number], clampY: [number, number], size: number, flip: boolean): Float32Array {
-  const { data, width } = image;
+/**
+ * Resamples `box` of the image to size x size floats in [0, 1] (HWC), optionally mirrored, in
+ * the kernels' memory, which it lays out for the whole view: with room for the blur when given.
+ */
+function resample(image: DecodedImage, box: CropBox, clampX: [number, number], clampY: [number, number], size: number,
+  flip: boolean, blur: GaussianKernel | null): ViewBuffers {
+  const k = loadKernels();
   const xTaps = axisTaps(box.left, box.width, size, clampX[0], clampX[1], 1);
   const yTaps = axisTaps(box.top, box.height, size, clampY[0], clampY[1], 1 / 255);
   const firstRow = yTaps.first[0];
   const endRow = yTaps.first[size - 1] + yTaps.count[size - 1];
   const rowStride = size * 3;
-
+  const maxTaps = Math.max(yTaps.maxTaps, blur?.weights.length ?? 0);
+  const viewBytes = size * rowStride * 4;
+  const { offsets, end } = layout(0, [
+    image.data.length, size * 4, size * 4, xTaps.weights.length * 4, (endRow - firstRow) * rowStride * 4,
+    viewBytes, blur ? viewBytes : 0, blur ? (size + 2 * blur.radius) * 12 : 0, maxTaps * 4, maxTaps * 4,
+  ]);
+  const [imageAt, firstAt, countAt, xWeightsAt, rowsAt, pixelsAt, blurAt, blurRowAt, startsAt, weightsAt] = offsets;
+  ensureMemory(k, end);
+  const memory = k.memory.buffer;
+  if (loadedImage !== image.data) {
+    new Uint8Array(memory, imageAt, image.data.length).set(image.data);
+    loadedImage = image.data;
+  }
+  new Int32Array(memory, firstAt, size).set(xTaps.first);
+  new Int32Array(memory, countAt, size).set(xTaps.count);
+  new Float32Array(memory, xWeightsAt, xTaps.weights.length).set(xTaps.weights);
   // Horizontal pass over every source row the vertical taps touch, three channels at once.
-  const rows = scratchBuffer('rows', (endRow - firstRow) * rowStride);
-  const { first: xFirst, count: xCount, weights: xWeights, maxTaps: xMaxTaps } = xTaps;
-  for (let y = firstRow; y < endRow; y++) {
-    const srcRow = y * width * 3;
-    const dstRow = (y - firstRow) * rowStride;
-    for (let o = 0; o < size; o++) {
-      const start = srcRow + xFirst[o] * 3;
-      const n = xCount[o];
-      const k = o * xMaxTaps;
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let t = 0; t < n; t++) {
-        const w = xWeights[k + t];
-        const p = start + t * 3;
-        r += data[p] * w;
-        g += data[p + 1] * w;
-        b += data[p + 2] * w;
-      }
-      const d = dstRow + (flip ? size - 1 - o : o) * 3;
-      rows[d] = r;
-      rows[d + 1] = g;
-      rows[d + 2] = b;
-    }
-  }
+  k.resampleRows(imageAt, image.width, firstRow, endRow, size, firstAt, countAt, xWeightsAt, xTaps.maxTaps, flip ? 1 : 0, rowsAt);
 
-  // Vertical pass as whole-row multiply-adds over sequential memory.
-  const view = scratchBuffer('view', size * rowStride);
-  const { first: yFirst, count: yCount, weights: yWeights, maxTaps: yMaxTaps } = yTaps;
-  const tapRows: number[] = [];
-  const tapWeights: number[] = [];
+  // Vertical pass: each output row a weighted sum of whole source rows.
+  const starts = new Int32Array(memory, startsAt, maxTaps);
+  const weights = new Float32Array(memory, weightsAt, maxTaps);
   for (let o = 0; o < size; o++) {
-    tapRows.length = 0;
-    tapWeights.length = 0;
-    for (let t = 0; t < yCount[o]; t++) {
-      tapRows.push((yFirst[o] - firstRow + t) * rowStride);
-      tapWeights.push(yWeights[o * yMaxTaps + t]);
+    const taps = yTaps.count[o];
+    for (let t = 0; t < taps; t++) {
+      starts[t] = (yTaps.first[o] - firstRow + t) * rowStride;
+      weights[t] = yTaps.weights[o * yTaps.maxTaps + t];
     }
-    weightedRowSum(view, o * rowStride, rowStride, rows, tapRows, tapWeights);
+    k.weightedRowSum(pixelsAt + o * rowStride * 4, rowStride, rowsAt, startsAt, weightsAt, taps);
   }
-  return view;
-}
-
-/**
- * dst[dstStart + i] = sum over taps t of weights[t] * src[srcStarts[t] + i], for i < length.
- * Four taps per sweep, the first sweep assigning rather than adding (no separate clear): a generic
- * per-element tap loop runs at a third of this speed in V8.
- */
-function weightedRowSum(dst: Float32Array, dstStart: number, length: number, src: Float32Array, srcStarts: ArrayLike<number>, weights: ArrayLike<number>): void {
-  const dstEnd = dstStart + length;
-  const taps = weights.length;
-  for (let t = 0; t < taps; t += 4) {
-    // A last group of fewer than four taps repeats its first source row at weight 0.
-    const w0 = weights[t];
-    const w1 = t + 1 < taps ? weights[t + 1] : 0;
-    const w2 = t + 2 < taps ? weights[t + 2] : 0;
-    const w3 = t + 3 < taps ? weights[t + 3] : 0;
-    const s0 = srcStarts[t] - dstStart;
-    const s1 = (t + 1 < taps ? srcStarts[t + 1] : srcStarts[t]) - dstStart;
-    const s2 = (t + 2 < taps ? srcStarts[t + 2] : srcStarts[t]) - dstStart;
-    const s3 = (t + 3 < taps ? srcStarts[t + 3] : srcStarts[t]) - dstStart;
-    if (t === 0) {
-      for (let i = dstStart; i < dstEnd; i++) {
-        dst[i] = src[s0 + i] * w0 + src[s1 + i] * w1 + src[s2 + i] * w2 + src[s3 + i] * w3;
-      }
-    } else {
-      for (let i = dstStart; i < dstEnd; i++) {
-        dst[i] += src[s0 + i] * w0 + src[s1 + i] * w1 + src[s2 + i] * w2 + src[s3 + i] * w3;
-      }
-    }
-  }
+  return {
+    kernels: k, size, pixels: new Float32Array(memory, pixelsAt, size * rowStride), pixelsAt, blurAt, blurRowAt, startsAt, weightsAt,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,24 +371,19 @@ function clamp01(v: number): number {
   return v < 0 ? 0 : v > 1 ? 1 : v;
 }
 
-const JITTER_STEPS: Record<JitterOp, (pixels: Float32Array, factor: number) => void> = {
-  brightness(pixels, factor) {
-    for (let i = 0; i < pixels.length; i++) {
-      pixels[i] = clamp01(pixels[i] * factor);
-    }
+const JITTER_STEPS: Record<JitterOp, (view: ViewBuffers, factor: number) => void> = {
+  brightness({ kernels: k, pixels, pixelsAt }, factor) {
+    k.scaleClamped(pixelsAt, pixels.length, factor, 0);
   },
-  contrast(pixels, factor) {
+  contrast({ kernels: k, pixels, pixelsAt }, factor) {
     let lumaSum = 0;
     for (let i = 0; i < pixels.length; i += 3) {
       lumaSum += LUMA_R * pixels[i] + LUMA_G * pixels[i + 1] + LUMA_B * pixels[i + 2];
     }
     const meanGrey = (lumaSum * 3) / pixels.length;
-    const offset = (1 - factor) * meanGrey;
-    for (let i = 0; i < pixels.length; i++) {
-      pixels[i] = clamp01(factor * pixels[i] + offset);
-    }
+    k.scaleClamped(pixelsAt, pixels.length, factor, (1 - factor) * meanGrey);
   },
-  saturation(pixels, factor) {
+  saturation({ pixels }, factor) {
     for (let i = 0; i < pixels.length; i += 3) {
       const grey = (1 - factor) * (LUMA_R * pixels[i] + LUMA_G * pixels[i + 1] + LUMA_B * pixels[i + 2]);
       pixels[i] = clamp01(factor * pixels[i] + grey);
@@ -375,7 +391,7 @@ const JITTER_STEPS: Record<JitterOp, (pixels: Float32Array, factor: number) => v
       pixels[i + 2] = clamp01(factor * pixels[i + 2] + grey);
     }
   },
-  hue: shiftHue,
+  hue: ({ pixels }, shift) => shiftHue(pixels, shift),
 };
 
 /** Rotates hue by `shift` turns in HSV (torchvision's _rgb2hsv / _hsv2rgb). */
@@ -424,25 +440,33 @@ function toGrayscale(pixels: Float32Array): void {
   }
 }
 
-/** Separable Gaussian blur, kernel radius ceil(3 sigma), reflect padding (torchvision's GaussianBlur). */
-function gaussianBlur(pixels: Float32Array, size: number, sigma: number): void {
+interface GaussianKernel {
+  radius: number;
+  /** 2 * radius + 1 taps, summing to 1. */
+  weights: Float32Array;
+}
+
+/** torchvision's GaussianBlur kernel: radius ceil(3 sigma). */
+function gaussianKernel(sigma: number): GaussianKernel {
   const radius = Math.max(1, Math.ceil(3 * sigma));
-  const taps = 2 * radius + 1;
-  const kernel = new Array<number>(taps);
-  let total = 0;
-  for (let t = 0; t < taps; t++) {
-    kernel[t] = Math.exp(-((t - radius) ** 2) / (2 * sigma * sigma));
-    total += kernel[t];
-  }
-  for (let t = 0; t < taps; t++) {
-    kernel[t] /= total;
-  }
+  const raw = Array.from({ length: 2 * radius + 1 }, (_, t) => Math.exp(-((t - radius) ** 2) / (2 * sigma * sigma)));
+  const total = raw.reduce((sum, w) => sum + w, 0);
+  return { radius, weights: Float32Array.from(raw, (w) => w / total) };
+}
+
+/** Separable Gaussian blur with reflect padding (torchvision's GaussianBlur), in place. */
+function gaussianBlur(view: ViewBuffers, kernel: GaussianKernel): void {
+  const { kernels: k, size, pixels, pixelsAt, blurAt, blurRowAt, startsAt, weightsAt } = view;
+  const { radius } = kernel;
+  const taps = kernel.weights.length;
   const rowStride = size * 3;
-  const padded = scratchBuffer('blurRow', (size + 2 * radius) * 3);
-  const blurred = scratchBuffer('blur', pixels.length);
+  const memory = k.memory.buffer;
+  const padded = new Float32Array(memory, blurRowAt, (size + 2 * radius) * 3);
+  const starts = new Int32Array(memory, startsAt, taps);
+  new Float32Array(memory, weightsAt, taps).set(kernel.weights);
 
   // Horizontal: each row copied with reflected margins, then the taps are shifted copies of it.
-  const shifts = Array.from({ length: taps }, (_, t) => t * 3);
+  starts.set(Array.from({ length: taps }, (_, t) => t * 3));
   const reflected = Int32Array.from({ length: size + 2 * radius }, (_, i) => reflectIndex(i - radius, size) * 3);
   for (let y = 0; y < size; y++) {
     const row = y * rowStride;
@@ -452,15 +476,14 @@ function gaussianBlur(pixels: Float32Array, size: number, sigma: number): void {
       padded[i * 3 + 1] = pixels[src + 1];
       padded[i * 3 + 2] = pixels[src + 2];
     }
-    weightedRowSum(blurred, row, rowStride, padded, shifts, kernel);
+    k.weightedRowSum(blurAt + row * 4, rowStride, blurRowAt, startsAt, weightsAt, taps);
   }
   // Vertical: whole rows at reflected row indices.
-  const tapRows = new Array<number>(taps);
   for (let y = 0; y < size; y++) {
     for (let t = 0; t < taps; t++) {
-      tapRows[t] = reflectIndex(y + t - radius, size) * rowStride;
+      starts[t] = reflectIndex(y + t - radius, size) * rowStride;
     }
-    weightedRowSum(pixels, y * rowStride, rowStride, blurred, tapRows, kernel);
+    k.weightedRowSum(pixelsAt + y * rowStride * 4, rowStride, blurAt, startsAt, weightsAt, taps);
   }
 }
 
