@@ -159,12 +159,12 @@ export function renderView(image: DecodedImage, params: ViewParams, cfg: Augment
     JITTER_STEPS[op](view, factor);
   }
   if (params.grayscale) {
-    toGrayscale(view.pixels);
+    view.kernels.grayscale(view.pixelsAt, size * size);
   }
   if (blur !== null) {
     gaussianBlur(view, blur);
   }
-  normalise(view.pixels, cfg.mean, cfg.std, out, offset);
+  normalise(view, cfg.mean, cfg.std, out, offset);
 }
 
 /**
@@ -188,7 +188,7 @@ export function centerView(image: DecodedImage, size: number, mean: Rgb, std: Rg
   };
   // Resize-then-crop: taps may reach outside the square, up to the image border.
   const view = resample(image, box, [0, width], [0, height], size, false, null);
-  normalise(view.pixels, mean, std, out, offset);
+  normalise(view, mean, std, out, offset);
 }
 
 /** Python's round(), which torchvision's CenterCrop uses. */
@@ -223,6 +223,13 @@ interface Kernels {
     first: number, count: number, weights: number, maxTaps: number, flip: number, rows: number): void;
   weightedRowSum(dst: number, length: number, src: number, starts: number, weights: number, taps: number): void;
   scaleClamped(pixels: number, length: number, factor: number, offset: number): void;
+  lumaSum(pixels: number, count: number): number;
+  saturate(pixels: number, count: number, factor: number): void;
+  grayscale(pixels: number, count: number): void;
+  shiftHue(pixels: number, count: number, shift: number): void;
+  normalise(pixels: number, count: number, out: number, mean0: number, mean1: number, mean2: number,
+    inverseStd0: number, inverseStd1: number, inverseStd2: number): void;
+  gatherPixels(dst: number, src: number, indices: number, count: number): void;
 }
 
 let kernels: Kernels | undefined;
@@ -241,15 +248,17 @@ function loadKernels(): Kernels {
 /** The image whose pixels sit at offset 0 of the kernels' memory. */
 let loadedImage: Uint8Array | null = null;
 
-/** A view being rendered: its pixels (size*size*3 floats, HWC, [0, 1]) and where its buffers are. */
+/** A view being rendered: where its buffers are in the kernels' memory (byte offsets). */
 interface ViewBuffers {
   kernels: Kernels;
   size: number;
-  pixels: Float32Array;
-  /** Byte offsets in the kernels' memory. */
+  /** size*size*3 floats, HWC, in [0, 1]. */
   pixelsAt: number;
+  /** The normalised view, copied out at the end. */
+  outAt: number;
   blurAt: number;
   blurRowAt: number;
+  reflectedAt: number;
   startsAt: number;
   weightsAt: number;
 }
@@ -327,11 +336,12 @@ function resample(image: DecodedImage, box: CropBox, clampX: [number, number], c
   const rowStride = size * 3;
   const maxTaps = Math.max(yTaps.maxTaps, blur?.weights.length ?? 0);
   const viewBytes = size * rowStride * 4;
+  const paddedWidth = blur ? size + 2 * blur.radius : 0;
   const { offsets, end } = layout(0, [
     image.data.length, size * 4, size * 4, xTaps.weights.length * 4, (endRow - firstRow) * rowStride * 4,
-    viewBytes, blur ? viewBytes : 0, blur ? (size + 2 * blur.radius) * 12 : 0, maxTaps * 4, maxTaps * 4,
+    viewBytes, viewBytes, blur ? viewBytes : 0, paddedWidth * 12, paddedWidth * 4, maxTaps * 4, maxTaps * 4,
   ]);
-  const [imageAt, firstAt, countAt, xWeightsAt, rowsAt, pixelsAt, blurAt, blurRowAt, startsAt, weightsAt] = offsets;
+  const [imageAt, firstAt, countAt, xWeightsAt, rowsAt, pixelsAt, outAt, blurAt, blurRowAt, reflectedAt, startsAt, weightsAt] = offsets;
   ensureMemory(k, end);
   const memory = k.memory.buffer;
   if (loadedImage !== image.data) {
@@ -355,90 +365,22 @@ function resample(image: DecodedImage, box: CropBox, clampX: [number, number], c
     }
     k.weightedRowSum(pixelsAt + o * rowStride * 4, rowStride, rowsAt, startsAt, weightsAt, taps);
   }
-  return {
-    kernels: k, size, pixels: new Float32Array(memory, pixelsAt, size * rowStride), pixelsAt, blurAt, blurRowAt, startsAt, weightsAt,
-  };
+  return { kernels: k, size, pixelsAt, outAt, blurAt, blurRowAt, reflectedAt, startsAt, weightsAt };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Colour steps, in place on [0, 1] HWC floats (torchvision's tensor formulas).
-
-const LUMA_R = 0.299;
-const LUMA_G = 0.587;
-const LUMA_B = 0.114;
-
-function clamp01(v: number): number {
-  return v < 0 ? 0 : v > 1 ? 1 : v;
-}
+// Colour steps, in place on the view's [0, 1] HWC floats: torchvision's tensor formulas, each
+// clamped to [0, 1] (the kernels hold the per-pixel loops).
 
 const JITTER_STEPS: Record<JitterOp, (view: ViewBuffers, factor: number) => void> = {
-  brightness({ kernels: k, pixels, pixelsAt }, factor) {
-    k.scaleClamped(pixelsAt, pixels.length, factor, 0);
+  brightness: ({ kernels: k, pixelsAt, size }, factor) => k.scaleClamped(pixelsAt, size * size * 3, factor, 0),
+  contrast({ kernels: k, pixelsAt, size }, factor) {
+    const meanGrey = k.lumaSum(pixelsAt, size * size) / (size * size);
+    k.scaleClamped(pixelsAt, size * size * 3, factor, (1 - factor) * meanGrey);
   },
-  contrast({ kernels: k, pixels, pixelsAt }, factor) {
-    let lumaSum = 0;
-    for (let i = 0; i < pixels.length; i += 3) {
-      lumaSum += LUMA_R * pixels[i] + LUMA_G * pixels[i + 1] + LUMA_B * pixels[i + 2];
-    }
-    const meanGrey = (lumaSum * 3) / pixels.length;
-    k.scaleClamped(pixelsAt, pixels.length, factor, (1 - factor) * meanGrey);
-  },
-  saturation({ pixels }, factor) {
-    for (let i = 0; i < pixels.length; i += 3) {
-      const grey = (1 - factor) * (LUMA_R * pixels[i] + LUMA_G * pixels[i + 1] + LUMA_B * pixels[i + 2]);
-      pixels[i] = clamp01(factor * pixels[i] + grey);
-      pixels[i + 1] = clamp01(factor * pixels[i + 1] + grey);
-      pixels[i + 2] = clamp01(factor * pixels[i + 2] + grey);
-    }
-  },
-  hue: ({ pixels }, shift) => shiftHue(pixels, shift),
+  saturation: ({ kernels: k, pixelsAt, size }, factor) => k.saturate(pixelsAt, size * size, factor),
+  hue: ({ kernels: k, pixelsAt, size }, shift) => k.shiftHue(pixelsAt, size * size, shift),
 };
-
-/** Rotates hue by `shift` turns in HSV (torchvision's _rgb2hsv / _hsv2rgb). */
-function shiftHue(pixels: Float32Array, shift: number): void {
-  for (let i = 0; i < pixels.length; i += 3) {
-    const r = pixels[i];
-    const g = pixels[i + 1];
-    const b = pixels[i + 2];
-    const max = Math.max(r, g, b);
-    const min = Math.min(r, g, b);
-    const chroma = max - min;
-    if (chroma === 0) {
-      continue; // grey has no hue to rotate
-    }
-    let hue: number;
-    if (max === r) {
-      hue = (g - b) / chroma;
-    } else if (max === g) {
-      hue = 2 + (b - r) / chroma;
-    } else {
-      hue = 4 + (r - g) / chroma;
-    }
-    hue = hue / 6 + shift;
-    hue -= Math.floor(hue);
-    const saturation = chroma / max;
-    const sector = hue * 6;
-    const whole = Math.floor(sector);
-    const frac = sector - whole;
-    const p = clamp01(max * (1 - saturation));
-    const q = clamp01(max * (1 - saturation * frac));
-    const t = clamp01(max * (1 - saturation * (1 - frac)));
-    const sextant = whole % 6;
-    pixels[i] = sextant === 0 || sextant === 5 ? max : sextant === 1 ? q : sextant === 4 ? t : p;
-    pixels[i + 1] = sextant === 1 || sextant === 2 ? max : sextant === 0 ? t : sextant === 3 ? q : p;
-    pixels[i + 2] = sextant === 3 || sextant === 4 ? max : sextant === 2 ? t : sextant === 5 ? q : p;
-  }
-}
-
-/** ITU-R 601-2 luma, replicated to all three channels. */
-function toGrayscale(pixels: Float32Array): void {
-  for (let i = 0; i < pixels.length; i += 3) {
-    const luma = LUMA_R * pixels[i] + LUMA_G * pixels[i + 1] + LUMA_B * pixels[i + 2];
-    pixels[i] = luma;
-    pixels[i + 1] = luma;
-    pixels[i + 2] = luma;
-  }
-}
 
 interface GaussianKernel {
   radius: number;
@@ -456,26 +398,21 @@ function gaussianKernel(sigma: number): GaussianKernel {
 
 /** Separable Gaussian blur with reflect padding (torchvision's GaussianBlur), in place. */
 function gaussianBlur(view: ViewBuffers, kernel: GaussianKernel): void {
-  const { kernels: k, size, pixels, pixelsAt, blurAt, blurRowAt, startsAt, weightsAt } = view;
+  const { kernels: k, size, pixelsAt, blurAt, blurRowAt, reflectedAt, startsAt, weightsAt } = view;
   const { radius } = kernel;
   const taps = kernel.weights.length;
   const rowStride = size * 3;
   const memory = k.memory.buffer;
-  const padded = new Float32Array(memory, blurRowAt, (size + 2 * radius) * 3);
   const starts = new Int32Array(memory, startsAt, taps);
   new Float32Array(memory, weightsAt, taps).set(kernel.weights);
 
   // Horizontal: each row copied with reflected margins, then the taps are shifted copies of it.
   starts.set(Array.from({ length: taps }, (_, t) => t * 3));
-  const reflected = Int32Array.from({ length: size + 2 * radius }, (_, i) => reflectIndex(i - radius, size) * 3);
+  const paddedWidth = size + 2 * radius;
+  new Int32Array(memory, reflectedAt, paddedWidth).set(Array.from({ length: paddedWidth }, (_, i) => reflectIndex(i - radius, size)));
   for (let y = 0; y < size; y++) {
     const row = y * rowStride;
-    for (let i = 0; i < reflected.length; i++) {
-      const src = row + reflected[i];
-      padded[i * 3] = pixels[src];
-      padded[i * 3 + 1] = pixels[src + 1];
-      padded[i * 3 + 2] = pixels[src + 2];
-    }
+    k.gatherPixels(blurRowAt, pixelsAt + row * 4, reflectedAt, paddedWidth);
     k.weightedRowSum(blurAt + row * 4, rowStride, blurRowAt, startsAt, weightsAt, taps);
   }
   // Vertical: whole rows at reflected row indices.
@@ -497,14 +434,8 @@ function reflectIndex(i: number, n: number): number {
   return m < n ? m : period - m;
 }
 
-function normalise(pixels: Float32Array, mean: Rgb, std: Rgb, out: Float32Array, offset: number): void {
-  const [m0, m1, m2] = mean;
-  const s0 = 1 / std[0];
-  const s1 = 1 / std[1];
-  const s2 = 1 / std[2];
-  for (let i = 0; i < pixels.length; i += 3) {
-    out[offset + i] = (pixels[i] - m0) * s0;
-    out[offset + i + 1] = (pixels[i + 1] - m1) * s1;
-    out[offset + i + 2] = (pixels[i + 2] - m2) * s2;
-  }
+function normalise({ kernels: k, size, pixelsAt, outAt }: ViewBuffers, mean: Rgb, std: Rgb, out: Float32Array, offset: number): void {
+  const floats = size * size * 3;
+  k.normalise(pixelsAt, size * size, outAt, mean[0], mean[1], mean[2], 1 / std[0], 1 / std[1], 1 / std[2]);
+  out.set(new Float32Array(k.memory.buffer, outAt, floats), offset);
 }

@@ -168,6 +168,32 @@ describe('augment', () => {
     near(jitter('contrast', 0), [meanGrey, meanGrey, meanGrey, meanGrey, meanGrey, meanGrey]);
   });
 
+  it('rotates hue as torchvision\'s RGB → HSV → RGB round trip does, for random colours and shifts', () => {
+    // torchvision's _rgb2hsv / _hsv2rgb, per pixel, as the reference.
+    const reference = (r: number, g: number, b: number, shift: number): number[] => {
+      const max = Math.max(r, g, b);
+      const chroma = max - Math.min(r, g, b);
+      if (chroma === 0) return [r, g, b];
+      const h = max === r ? (g - b) / chroma : max === g ? 2 + (b - r) / chroma : 4 + (r - g) / chroma;
+      let hue = h / 6 + shift;
+      hue -= Math.floor(hue);
+      const s = chroma / max;
+      const i = Math.floor(hue * 6);
+      const f = hue * 6 - i;
+      const [p, q, t] = [max * (1 - s), max * (1 - s * f), max * (1 - s * (1 - f))];
+      return [[max, t, p], [q, max, p], [p, max, t], [p, q, max], [t, p, max], [max, p, q]][i % 6];
+    };
+    const image = noiseImage(8, 8, 11);
+    for (let i = 0; i < 12; i++) image.data[i] = 77; // some grey pixels too
+    for (const shift of [-0.1, -0.037, 0, 0.05, 0.1]) {
+      const view = render(image, identityParams(image, { jitter: [{ op: 'hue', factor: shift }] }));
+      for (let p = 0; p < 64; p++) {
+        const expected = reference(image.data[p * 3] / 255, image.data[p * 3 + 1] / 255, image.data[p * 3 + 2] / 255, shift);
+        assert.ok(maxAbsDifference(view.subarray(p * 3, p * 3 + 3), expected) < 1e-5, `pixel ${p}, shift ${shift}: ${Array.from(view.subarray(p * 3, p * 3 + 3))} vs ${expected}`);
+      }
+    }
+  });
+
   it('blurs with a normalised Gaussian: a point spreads symmetrically and keeps its energy', () => {
     const size = 21;
     const point: DecodedImage = { width: size, height: size, data: new Uint8Array(size * size * 3) };

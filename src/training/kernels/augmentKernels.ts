@@ -85,3 +85,101 @@ export function scaleClamped(pixels: usize, length: i32, factor: f32, offset: f3
     store<f32>(at, min<f32>(1, max<f32>(0, load<f32>(at) * factor + offset)));
   }
 }
+
+// Per-pixel colour steps on `count` RGB float pixels: scalar, in f64 like the JS they replaced.
+
+const LUMA_R: f64 = 0.299;
+const LUMA_G: f64 = 0.587;
+const LUMA_B: f64 = 0.114;
+
+@inline function clamp01(v: f64): f64 {
+  return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+@inline function lumaAt(p: usize): f64 {
+  return LUMA_R * <f64>load<f32>(p) + LUMA_G * <f64>load<f32>(p, 4) + LUMA_B * <f64>load<f32>(p, 8);
+}
+
+/** Σ of the ITU-R 601-2 luma over the pixels (contrast blends towards its mean). */
+export function lumaSum(pixels: usize, count: i32): f64 {
+  let sum: f64 = 0;
+  for (let i = 0; i < count; i++) {
+    sum += lumaAt(pixels + <usize>i * 12);
+  }
+  return sum;
+}
+
+/** Saturation: each channel blended with the pixel's luma, v = clamp(f·v + (1 − f)·luma). */
+export function saturate(pixels: usize, count: i32, factor: f64): void {
+  for (let i = 0; i < count; i++) {
+    const p = pixels + <usize>i * 12;
+    const grey = (1 - factor) * lumaAt(p);
+    store<f32>(p, <f32>clamp01(factor * <f64>load<f32>(p) + grey));
+    store<f32>(p, <f32>clamp01(factor * <f64>load<f32>(p, 4) + grey), 4);
+    store<f32>(p, <f32>clamp01(factor * <f64>load<f32>(p, 8) + grey), 8);
+  }
+}
+
+/** Luma replicated to all three channels. */
+export function grayscale(pixels: usize, count: i32): void {
+  for (let i = 0; i < count; i++) {
+    const p = pixels + <usize>i * 12;
+    const luma = <f32>lumaAt(p);
+    store<f32>(p, luma);
+    store<f32>(p, luma, 4);
+    store<f32>(p, luma, 8);
+  }
+}
+
+/**
+ * Rotates hue by `shift` turns in HSV (torchvision's _rgb2hsv / _hsv2rgb). Value (max) and chroma
+ * (max − min) stay, and HSV → RGB has a closed form, channel = max − chroma · ramp(its position
+ * on the hue circle), so the whole step runs without data-dependent branches (selects, min, max).
+ */
+export function shiftHue(pixels: usize, count: i32, shift: f64): void {
+  const turn = shift * 6;
+  for (let i = 0; i < count; i++) {
+    const p = pixels + <usize>i * 12;
+    const r = <f64>load<f32>(p);
+    const g = <f64>load<f32>(p, 4);
+    const b = <f64>load<f32>(p, 8);
+    const maximum = max(r, max(g, b));
+    const chroma = maximum - min(r, min(g, b));
+    // Hue in sextants; grey (chroma 0) keeps its channels as they are: ramp·0.
+    const inverseChroma = 1 / select<f64>(chroma, 1, chroma > 0);
+    let hue = select<f64>((g - b) * inverseChroma, select<f64>(2 + (b - r) * inverseChroma, 4 + (r - g) * inverseChroma, maximum == g), maximum == r);
+    hue += turn;
+    hue -= 6 * Math.floor(hue * (1.0 / 6));
+    store<f32>(p, <f32>(maximum - chroma * hueRamp(hue + 5)));
+    store<f32>(p, <f32>(maximum - chroma * hueRamp(hue + 3)), 4);
+    store<f32>(p, <f32>(maximum - chroma * hueRamp(hue + 1)), 8);
+  }
+}
+
+/** How far below the value a channel at hue position `k` (sextants, [0, 12)) lies: min(k mod 6, 4 − k mod 6) in [0, 1]. */
+@inline function hueRamp(k: f64): f64 {
+  const position = select<f64>(k - 6, k, k >= 6);
+  return min<f64>(1, max<f64>(0, min<f64>(position, 4 - position)));
+}
+
+/** (v − mean) / std per channel, from `pixels` to `out`. */
+export function normalise(pixels: usize, count: i32, out: usize, mean0: f32, mean1: f32, mean2: f32,
+  inverseStd0: f32, inverseStd1: f32, inverseStd2: f32): void {
+  for (let i = 0; i < count; i++) {
+    const offset = <usize>i * 12;
+    store<f32>(out + offset, (load<f32>(pixels + offset) - mean0) * inverseStd0);
+    store<f32>(out + offset, (load<f32>(pixels + offset, 4) - mean1) * inverseStd1, 4);
+    store<f32>(out + offset, (load<f32>(pixels + offset, 8) - mean2) * inverseStd2, 8);
+  }
+}
+
+/** dst pixel i = src pixel indices[i] (RGB floats): a row with reflected margins, for the blur. */
+export function gatherPixels(dst: usize, src: usize, indices: usize, count: i32): void {
+  for (let i = 0; i < count; i++) {
+    const from = src + <usize>load<i32>(indices + (<usize>i << 2)) * 12;
+    const to = dst + <usize>i * 12;
+    store<f32>(to, load<f32>(from));
+    store<f32>(to, load<f32>(from, 4), 4);
+    store<f32>(to, load<f32>(from, 8), 8);
+  }
+}
