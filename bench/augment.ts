@@ -4,8 +4,8 @@
  * in plain JS), at 32 and 224 px, from JPEG and from PNG photos. "decode + augment" starts from the
  * files each time (an uncached dataset, or the first epoch); "augment only" starts from decoded
  * pixels held in the cache (every later epoch while the dataset fits in maxCachedImages).
- * Then the whole TwoViewLoader (worker threads, messages, joining the parts of a batch) from its
- * cache, with one thread and with one per core: what the trainer is fed.
+ * Then the whole TwoViewLoader (worker threads, messages, joining the parts of a batch), from its
+ * cache and from the files, with one thread and with one per core: what the trainer is fed.
  */
 import * as os from 'os';
 import * as path from 'path';
@@ -37,7 +37,9 @@ export interface AugmentFigures {
 export interface LoaderFigures {
   size: number;
   threads: number;
-  /** Two-view images per second delivered by TwoViewLoader.epoch from its cache. */
+  /** From decoded pixels in the cache, or decoding every file. */
+  cached: boolean;
+  /** Two-view images per second delivered by TwoViewLoader.epoch. */
   perSecond: Spread;
 }
 
@@ -96,33 +98,38 @@ export async function benchAugment(context: BenchContext): Promise<{ perThread: 
 async function benchLoader(context: BenchContext, files: string[]): Promise<LoaderFigures[]> {
   const cores = os.availableParallelism();
   const threadCounts = [...new Set([1, cores])];
-  context.print(`\n  TwoViewLoader from its cache: ${LOADER_BATCHES} batches of ${BATCH / 2} per epoch, ` +
-    `${threadCounts.join(' and ')} thread(s), one epoch per timed run (the first fills the cache)`);
+  context.print(`\n  The whole TwoViewLoader: ${LOADER_BATCHES} batches of ${BATCH / 2} JPEGs per epoch, one epoch per timed run, ` +
+    `${threadCounts.join(' and ')} thread(s); from its cache (filled by the warm-up), and from the files (no cache)`);
   const records: ImageRecord[] = files.map((file) => ({ path: file, relPath: path.basename(file), label: null, split: 'train' }));
   const batchSize = BATCH / 2;
   const epochRecords = Array.from({ length: LOADER_BATCHES * batchSize }, (_, i) => records[i % records.length]);
   const figures: LoaderFigures[] = [];
   for (const size of SIZES) {
-    for (const threads of threadCounts) {
-      const loader = new TwoViewLoader(epochRecords, {
-        augment: defaultAugmentConfig(size), batchSize, seed: 0, maxCachedImages: epochRecords.length, prefetch: 2 * threads, threads,
-      });
-      try {
-        let epoch = 0;
-        const ms = spreadOf(await timeRepeats(Math.max(1, context.warmUp), context.repeats, async () => {
-          for await (const batch of loader.epoch(epoch++)) {
-            void batch;
-          }
-        }));
-        figures.push({ size, threads, perSecond: rate(epochRecords.length, ms) });
-      } finally {
-        await loader.close();
+    for (const cached of [true, false]) {
+      for (const threads of threadCounts) {
+        const loader = new TwoViewLoader(epochRecords, {
+          augment: defaultAugmentConfig(size), batchSize, seed: 0, maxCachedImages: cached ? epochRecords.length : 0, prefetch: 2 * threads, threads,
+        });
+        try {
+          let epoch = 0;
+          const ms = spreadOf(await timeRepeats(Math.max(1, context.warmUp), context.repeats, async () => {
+            for await (const batch of loader.epoch(epoch++)) {
+              void batch;
+            }
+          }));
+          figures.push({ size, threads, cached, perSecond: rate(epochRecords.length, ms) });
+        } finally {
+          await loader.close();
+        }
       }
     }
   }
-  const rows = [['view size', ...threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} img/s`)]];
+  const rows = [['view size, source', ...threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} img/s`)]];
   for (const size of SIZES) {
-    rows.push([`${size} px`, ...threadCounts.map((t) => formatRate(figures.find((f) => f.size === size && f.threads === t)!.perSecond.median))]);
+    for (const cached of [true, false]) {
+      rows.push([`${size} px from ${cached ? 'the cache' : 'JPEG files'}`, ...threadCounts.map((t) =>
+        formatRate(figures.find((f) => f.size === size && f.threads === t && f.cached === cached)!.perSecond.median))]);
+    }
   }
   context.print(table(rows));
   return figures;
