@@ -143,7 +143,10 @@ export function sampleViewParams(width: number, height: number, cfg: AugmentConf
   return { crop, jitter, grayscale, blurSigma, flip };
 }
 
-/** One random view of `image`: writes size*size*3 normalised floats (HWC) to `out` at `offset`. */
+/**
+ * One random view of `image`: writes size*size*3 normalised floats (HWC) to `out` at `offset`.
+ * The image's pixels must not change afterwards (see loadedImage).
+ */
 export function augmentView(image: DecodedImage, cfg: AugmentConfig, rng: Rng, out: Float32Array, offset: number): void {
   renderView(image, sampleViewParams(image.width, image.height, cfg, rng), cfg, out, offset);
 }
@@ -152,6 +155,11 @@ export function renderView(image: DecodedImage, params: ViewParams, cfg: Augment
   const { size } = cfg;
   checkArguments(image, size, out, offset);
   const { crop } = params;
+  // The kernels read without bounds checks: a crop past the image would read other buffers.
+  if (!(crop.width > 0 && crop.height > 0 && crop.left >= 0 && crop.top >= 0 &&
+    crop.left + crop.width <= image.width && crop.top + crop.height <= image.height)) {
+    throw new Error(`crop ${JSON.stringify(crop)} is not inside the ${image.width}x${image.height} image`);
+  }
   const blur = params.blurSigma === null ? null : gaussianKernel(params.blurSigma);
   // torchvision crops, then resizes: resampling taps stay inside the crop.
   const view = resample(image, crop, [crop.left, crop.left + crop.width], [crop.top, crop.top + crop.height], size, params.flip, blur);
@@ -245,7 +253,10 @@ function loadKernels(): Kernels {
   return kernels;
 }
 
-/** The image whose pixels sit at offset 0 of the kernels' memory. */
+/**
+ * The image whose pixels sit at offset 0 of the kernels' memory, so that its second view does not
+ * copy them again. Decoded images are never modified; one that was would keep its old pixels here.
+ */
 let loadedImage: Uint8Array | null = null;
 
 /** A view being rendered: where its buffers are in the kernels' memory (byte offsets). */
@@ -279,7 +290,6 @@ function ensureMemory(k: Kernels, bytes: number): void {
   const missing = bytes - k.memory.buffer.byteLength;
   if (missing > 0) {
     k.memory.grow(Math.ceil(missing / 65536));
-    loadedImage = null;
   }
 }
 

@@ -98,6 +98,13 @@ describe('augment', () => {
     assert.deepStrictEqual(crop, { top: 0, left: Math.floor((1000 - 13) / 2), width: 13, height: 10 });
   });
 
+  it('refuses a crop that is not inside the image, instead of reading past it', () => {
+    const image = noiseImage(10, 10);
+    for (const crop of [{ top: 5, left: 5, width: 10, height: 10 }, { top: -1, left: 0, width: 4, height: 4 }, { top: 0, left: 0, width: 0, height: 3 }]) {
+      assert.throws(() => render(image, identityParams(image, { crop }), 4), /is not inside the 10x10 image/);
+    }
+  });
+
   it('mirrors the view when flipping and changes nothing else', () => {
     const image = noiseImage(16, 16);
     const plain = render(image, identityParams(image));
