@@ -68,8 +68,9 @@ export async function benchAugment(context: BenchContext): Promise<{ perThread: 
       const init: LoaderWorkerInit = { paths: sources[format], augment, seed: 0, maxCachedImages: BATCH };
       const slots = sources[format].map((_, i) => i);
       let batchIndex = 0;
+      const views = () => new Float32Array(BATCH * size * size * 3);
       const assemble = (cache: DecodedImageCache) => () =>
-        assembleTwoViewBatch(init, { jobId: 0, epoch: 0, batch: batchIndex++, slots, indices: slots }, cache);
+        assembleTwoViewBatch(init, { jobId: 0, epoch: 0, batch: batchIndex++, slots, indices: slots, view1: views(), view2: views() }, cache);
       const decodeAndAugmentMs = spreadOf(await timeRepeats(context.warmUp, context.repeats, assemble(new DecodedImageCache(0, shortSide))));
       // The warm-up run fills the cache, so the timed runs only augment.
       const augmentOnlyMs = spreadOf(await timeRepeats(Math.max(1, context.warmUp), context.repeats,

@@ -56,7 +56,7 @@ export interface LoaderWorkerInit {
   maxCachedImages: number;
 }
 
-/** The slots of one batch that one worker prepares. */
+/** The slots of one batch that one worker prepares, writing their views into shared staging arrays. */
 export interface BatchRequest {
   jobId: number;
   epoch: number;
@@ -64,14 +64,15 @@ export interface BatchRequest {
   /** Positions in the batch, and the image drawn for each. */
   slots: number[];
   indices: number[];
+  /** The batch's views, in memory every worker shares: each writes its slots in place. */
+  view1: Float32Array;
+  view2: Float32Array;
 }
 
-/** Views of the requested slots, back to back in request order; `indices` after substitution. */
+/** What a worker did: the images its slots hold after substitution. */
 export interface BatchPart {
   slots: number[];
   indices: number[];
-  view1: Float32Array;
-  view2: Float32Array;
 }
 
 export type BatchReply =
@@ -102,10 +103,21 @@ export function loaderThreadCount(config: TrainConfig, backendName: string, core
   return backendName === 'tensorflow' && cores > 1 ? Math.min(cores - 1, MAX_AUTO_LOADER_THREADS) : 1;
 }
 
-/** A batch being assembled from the parts its workers send back. */
+/**
+ * Shared arrays the workers write one batch's views into. Reused from batch to batch: fresh
+ * shared memory per batch would stay referenced from the worker threads, which rarely collect
+ * garbage, and pile up; fresh transferable arrays per part cost an allocation and a copy each.
+ */
+interface Staging {
+  view1: Float32Array;
+  view2: Float32Array;
+}
+
+/** A batch its workers are filling in. */
 interface PendingBatch {
   partsLeft: number;
-  parts: BatchPart[];
+  staging: Staging;
+  indices: number[];
   resolve: (batch: TwoViewBatch) => void;
   reject: (error: Error) => void;
 }
@@ -113,6 +125,8 @@ interface PendingBatch {
 export class TwoViewLoader {
   private readonly workers: Worker[];
   private readonly pending = new Map<number, PendingBatch>();
+  /** Staging arrays no batch is using; as many exist as batches were ever in flight at once. */
+  private readonly freeStaging: Staging[] = [];
   private readonly skipped: LoaderWarning[] = [];
   private readonly batchSize: number;
   private readonly prefetch: number;
@@ -215,14 +229,15 @@ export class TwoViewLoader {
     }
     const jobId = this.nextJobId++;
     const threads = this.workers.length;
-    const requests = this.workers.map((): BatchRequest => ({ jobId, epoch, batch, slots: [], indices: [] }));
+    const staging = this.freeStaging.pop() ?? this.newStaging();
+    const requests = this.workers.map((): BatchRequest => ({ jobId, epoch, batch, slots: [], indices: [], ...staging }));
     indices.forEach((index, slot) => {
       requests[index % threads].slots.push(slot);
       requests[index % threads].indices.push(index);
     });
     const busy = requests.map((request, worker) => ({ request, worker: this.workers[worker] })).filter(({ request }) => request.slots.length > 0);
     return new Promise<TwoViewBatch>((resolve, reject) => {
-      this.pending.set(jobId, { partsLeft: busy.length, parts: [], resolve, reject });
+      this.pending.set(jobId, { partsLeft: busy.length, staging, indices: [...indices], resolve, reject });
       for (const { request, worker } of busy) {
         worker.ref();
         worker.postMessage(request);
@@ -244,10 +259,14 @@ export class TwoViewLoader {
         }
       }
       if (pending !== undefined) {
-        pending.parts.push(reply.part);
+        reply.part.slots.forEach((slot, i) => (pending.indices[slot] = reply.part.indices[i]));
         if (--pending.partsLeft === 0) {
           this.pending.delete(reply.jobId);
-          pending.resolve(joinParts(pending.parts, this.batchSize, this.options.augment.size));
+          // The batch is the consumer's to keep: copy it out, and the staging arrays serve the next.
+          const { staging } = pending;
+          const batch: TwoViewBatch = { view1: staging.view1.slice(), view2: staging.view2.slice(), indices: pending.indices };
+          this.freeStaging.push(staging);
+          pending.resolve(batch);
         }
       }
     }
@@ -258,6 +277,13 @@ export class TwoViewLoader {
     }
   }
 
+  private newStaging(): Staging {
+    const { size } = this.options.augment;
+    const bytes = this.batchSize * size * size * 3 * Float32Array.BYTES_PER_ELEMENT;
+    return { view1: new Float32Array(new SharedArrayBuffer(bytes)), view2: new Float32Array(new SharedArrayBuffer(bytes)) };
+  }
+
+  // A failed batch's staging arrays are dropped, not reused: its other workers may still write them.
   private failAll(error: Error): void {
     this.workerFailure ??= error;
     for (const request of this.pending.values()) {
@@ -272,32 +298,10 @@ export class TwoViewLoader {
 
 }
 
-/** The whole batch from its parts; a single part already is one, in slot order. */
-function joinParts(parts: BatchPart[], batchSize: number, size: number): TwoViewBatch {
-  if (parts.length === 1) {
-    const [{ view1, view2, indices }] = parts;
-    return { view1, view2, indices };
-  }
-  const floatsPerView = size * size * 3;
-  const batch: TwoViewBatch = {
-    view1: new Float32Array(batchSize * floatsPerView),
-    view2: new Float32Array(batchSize * floatsPerView),
-    indices: new Array<number>(batchSize),
-  };
-  for (const part of parts) {
-    part.slots.forEach((slot, i) => {
-      batch.view1.set(part.view1.subarray(i * floatsPerView, (i + 1) * floatsPerView), slot * floatsPerView);
-      batch.view2.set(part.view2.subarray(i * floatsPerView, (i + 1) * floatsPerView), slot * floatsPerView);
-      batch.indices[slot] = part.indices[i];
-    });
-  }
-  return batch;
-}
-
 /**
- * Decodes and augments the requested slots of one batch (runs in a worker). A slot's two views
- * come from the stream (seed, epoch, batch, VIEW_STREAM, slot), so they do not depend on which
- * thread renders them. An undecodable image is replaced by a random other one from the stream
+ * Decodes and augments the requested slots of one batch (runs in a worker), writing their views at
+ * their slots in request.view1/view2. A slot's two views come from the stream (seed, epoch, batch,
+ * VIEW_STREAM, slot), so they do not depend on which thread renders them. An undecodable image is replaced by a random other one from the stream
  * (seed, epoch, batch, SUBSTITUTE_STREAM, slot), so the batch stays full and its other images
  * keep their views. Returns the new warnings it met.
  */
@@ -342,14 +346,13 @@ export async function assembleTwoViewBatch(
 
   const { size } = init.augment;
   const floatsPerView = size * size * 3;
-  const view1 = new Float32Array(indices.length * floatsPerView);
-  const view2 = new Float32Array(indices.length * floatsPerView);
   images.forEach((image, i) => {
-    const rng = new Rng(deriveSeed(init.seed, request.epoch, request.batch, VIEW_STREAM, request.slots[i]));
-    augmentView(image!, init.augment, rng, view1, i * floatsPerView);
-    augmentView(image!, init.augment, rng, view2, i * floatsPerView);
+    const slot = request.slots[i];
+    const rng = new Rng(deriveSeed(init.seed, request.epoch, request.batch, VIEW_STREAM, slot));
+    augmentView(image!, init.augment, rng, request.view1, slot * floatsPerView);
+    augmentView(image!, init.augment, rng, request.view2, slot * floatsPerView);
   });
-  return { part: { slots: request.slots, indices, view1, view2 }, warnings };
+  return { part: { slots: request.slots, indices }, warnings };
 }
 
 /**
