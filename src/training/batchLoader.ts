@@ -90,6 +90,15 @@ const DECODE_CONCURRENCY = 4;
 const MAX_AUTO_LOADER_THREADS = 8;
 
 /**
+ * floor(images / batch), like the official code's drop_last. Constant for a loader's life: an
+ * undecodable file is replaced in its batch (see assembleTwoViewBatch), so discovering one
+ * mid-run never shifts the step/epoch arithmetic of a run or its resume.
+ */
+export function batchesPerEpoch(images: number, batchSize: number): number {
+  return Math.floor(images / batchSize);
+}
+
+/**
  * Loader threads for a run: as configured, else one on the JavaScript backends (wasm, cpu), whose
  * training takes every core and needs far fewer images per second than one thread prepares
  * (thousands at 32 px, over a hundred at 224 px), and all cores but one on TensorFlow's native
@@ -168,13 +177,9 @@ export class TwoViewLoader {
     });
   }
 
-  /**
-   * floor(images / batch), like the official code's drop_last. Constant for the loader's life:
-   * an undecodable file is replaced in its batch (see assembleTwoViewBatch), so discovering one
-   * mid-run never shifts the step/epoch arithmetic of a run or its resume.
-   */
+  /** See batchesPerEpoch below. */
   batchesPerEpoch(): number {
-    return Math.floor(this.records.length / this.batchSize);
+    return batchesPerEpoch(this.records.length, this.batchSize);
   }
 
   /** The order of `epoch`: a shuffle of all record indices seeded by (seed, epoch). */
@@ -295,7 +300,6 @@ export class TwoViewLoader {
       this.workers.forEach((worker) => worker.unref());
     }
   }
-
 }
 
 /**

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type PresetName, type TrainConfig } from './config';
 import { selectBackend } from './backend';
 import { scanDataset, type DatasetScan, type ImageRecord } from './dataset';
-import { loaderThreadCount, TwoViewLoader, type LoaderWarning } from './batchLoader';
+import { batchesPerEpoch, loaderThreadCount, TwoViewLoader, type LoaderWarning } from './batchLoader';
 import { embedRecords } from './embedding';
 import { DecodedImageCache } from './imageDecode';
 import { defaultAugmentConfig } from './augment';
@@ -71,10 +71,9 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
     throw new TrainingError(`Run ${runDir} has no checkpoint yet (it stopped before its first one): start a new run instead.`);
   }
   const dataset = await scanForTraining(record.dataset.root, path.dirname(runDir), config);
-  // Batches per epoch as the loader counts them (a full last batch only).
-  const batchesPerEpoch = Math.floor(dataset.train.length / config.batchSize);
-  if (pointer.step >= config.epochs * batchesPerEpoch) {
-    throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(pointer.step / batchesPerEpoch)} epochs ` +
+  const perEpoch = batchesPerEpoch(dataset.train.length, config.batchSize);
+  if (pointer.step >= config.epochs * perEpoch) {
+    throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(pointer.step / perEpoch)} epochs ` +
       `(step ${pointer.step}): resume it with more epochs than that.`);
   }
   const backend = await selectBackend(config.backend);
