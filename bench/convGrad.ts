@@ -9,11 +9,11 @@
  * minimum is the steadier figure on a shared machine). The wasm backend runs synchronously, so
  * wall time around a call is its compute time.
  */
-import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 // Loaded here, ahead of selectBackend, so that wasm's own Conv2DBackpropInput can be captured.
 import '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../src/training/backend';
+import { spreadOf, timeRepeats, type Spread } from './timing';
 import {
   conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, preferredFilterGradFormulation,
 } from '../src/training/wasmGradients';
@@ -45,31 +45,19 @@ const SHAPES: ConvShape[] = [
 const FORMULATIONS: FilterGradFormulation[] = ['batchContractedConv', 'im2colMatMul'];
 const WARM_UP = 2;
 
-interface Timing { median: number; min: number }
-
-function timeMs(repeats: number, run: () => void): Timing {
-  const times: number[] = [];
-  for (let i = 0; i < WARM_UP + repeats; i++) {
-    const start = performance.now();
-    run();
-    if (i >= WARM_UP) {
-      times.push(performance.now() - start);
-    }
-  }
-  times.sort((a, b) => a - b);
-  const middle = Math.floor(times.length / 2);
-  const median = times.length % 2 === 1 ? times[middle] : (times[middle - 1] + times[middle]) / 2;
-  return { median, min: times[0] };
+/** Median and min of `repeats` timed calls after WARM_UP untimed ones (bench/timing). */
+async function timeMs(repeats: number, run: () => void): Promise<Spread> {
+  return spreadOf(await timeRepeats(WARM_UP, repeats, run));
 }
 
 interface ShapeTimings {
-  forward: Timing;
-  filterGrad: Record<FilterGradFormulation, Timing>;
-  inputGradWasmOwn: Timing;
-  inputGrad: Timing;
+  forward: Spread;
+  filterGrad: Record<FilterGradFormulation, Spread>;
+  inputGradWasmOwn: Spread;
+  inputGrad: Spread;
 }
 
-function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradient: tf.KernelConfig): ShapeTimings {
+async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradient: tf.KernelConfig): Promise<ShapeTimings> {
   const backend = tf.backend();
   const x = tf.randomNormal(shape.input) as tf.Tensor4D;
   const filter = tf.randomNormal(shape.filter) as tf.Tensor4D;
@@ -86,21 +74,21 @@ function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradient: tf.
     run(fresh);
     fresh.dispose();
   };
-  const forward = timeMs(repeats, withFreshFilter((fresh) => tf.conv2d(x, fresh, shape.stride, 'same').dispose()));
-  const filterGrad = {} as Record<FilterGradFormulation, Timing>;
+  const forward = await timeMs(repeats, withFreshFilter((fresh) => tf.conv2d(x, fresh, shape.stride, 'same').dispose()));
+  const filterGrad = {} as Record<FilterGradFormulation, Spread>;
   for (const formulation of FORMULATIONS) {
-    filterGrad[formulation] = timeMs(repeats, () => disposeInfo(conv2dFilterGradientOnWasm(x, dy, filterAttrs, backend, formulation)));
+    filterGrad[formulation] = await timeMs(repeats, () => disposeInfo(conv2dFilterGradientOnWasm(x, dy, filterAttrs, backend, formulation)));
   }
-  const inputGradWasmOwn = timeMs(repeats, withFreshFilter((fresh) => disposeInfo(wasmOwnInputGradient.kernelFunc({
+  const inputGradWasmOwn = await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(wasmOwnInputGradient.kernelFunc({
     inputs: { dy, filter: fresh }, backend, attrs: inputAttrs as unknown as tf.NamedAttrMap,
   }))));
-  const inputGrad = timeMs(repeats, withFreshFilter((fresh) => disposeInfo(
+  const inputGrad = await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(
     conv2dInputGradientOnWasm(dy, fresh, inputAttrs, backend) ?? [])));
   tf.dispose([x, filter, dy]);
   return { forward, filterGrad, inputGradWasmOwn, inputGrad };
 }
 
-const show = (t: Timing) => `${t.median.toFixed(1)} (${t.min.toFixed(1)})`;
+const show = (t: Spread) => `${t.median.toFixed(1)} (${t.min.toFixed(1)})`;
 
 async function main(): Promise<void> {
   const repeats = Number(process.argv[2] ?? 7);
@@ -112,13 +100,13 @@ async function main(): Promise<void> {
   const backend = await selectBackend('wasm');
   console.log(`${backend.detail}, tfjs ${tf.version_core}; ms per call, median (min) of ${repeats} after ${WARM_UP} warm-up calls`);
   // Lets V8 tier the wasm code up before anything is timed.
-  benchShape(SHAPES[1], 1, wasmOwnInputGradient);
+  await benchShape(SHAPES[1], 1, wasmOwnInputGradient);
 
   console.log(['shape', 'input', 'filter', 'stride', 'forward', ...FORMULATIONS.map((f) => `dW ${f}`),
     'dW chosen', 'dx wasm own', 'dx replacement'].join('\t'));
   const perStep = { forward: 0, filterGrad: 0, inputGradWasmOwn: 0, inputGrad: 0 };
   for (const [index, shape] of SHAPES.entries()) {
-    const timings = benchShape(shape, repeats, wasmOwnInputGradient);
+    const timings = await benchShape(shape, repeats, wasmOwnInputGradient);
     const chosen = preferredFilterGradFormulation(shape.filter, shape.stride);
     console.log([shape.label, `[${shape.input}]`, `[${shape.filter}]`, shape.stride, show(timings.forward),
       ...FORMULATIONS.map((f) => show(timings.filterGrad[f])), chosen,
