@@ -274,10 +274,10 @@ interface ViewBuffers {
   weightsAt: number;
 }
 
-/** Byte offsets of `sizes` consecutive 16-byte-aligned regions from `start`, and their end. */
-function layout(start: number, sizes: number[]): { offsets: number[]; end: number } {
+/** Byte offsets of `sizes` consecutive 16-byte-aligned regions from 0, and their end. */
+function layout(sizes: number[]): { offsets: number[]; end: number } {
   const offsets: number[] = [];
-  let end = start;
+  let end = 0;
   for (const bytes of sizes) {
     offsets.push(end);
     end += Math.ceil(bytes / 16) * 16;
@@ -347,7 +347,7 @@ function resample(image: DecodedImage, box: CropBox, clampX: [number, number], c
   const maxTaps = Math.max(yTaps.maxTaps, blur?.weights.length ?? 0);
   const viewBytes = size * rowStride * 4;
   const paddedWidth = blur ? size + 2 * blur.radius : 0;
-  const { offsets, end } = layout(0, [
+  const { offsets, end } = layout([
     image.data.length, size * 4, size * 4, xTaps.weights.length * 4, (endRow - firstRow) * rowStride * 4,
     viewBytes, viewBytes, blur ? viewBytes : 0, paddedWidth * 12, paddedWidth * 4, maxTaps * 4, maxTaps * 4,
   ]);
