@@ -27,6 +27,12 @@ GSSAPI_HEADER=/usr/include/gssapi/gssapi.h
 
 log() { echo "[install-code-server] $*" >&2; }
 
+# Run from inside `npm test`, this script inherits the outer npm's configuration as npm_config_*
+# variables, which the inner npm installs below take as their own: npm_config_user_agent names the
+# outer Node 20 (code-server's postinstall reads its Node version from there and refuses), and
+# the outer prefix and scripts settings leak in too. The installs here start from a clean slate.
+while read -r variable; do unset "$variable"; done < <(compgen -e | grep -i '^npm_')
+
 # apt packages are needed only when missing; only root may install them.
 apt_install() {
   if [ "$(id -u)" != 0 ]; then
