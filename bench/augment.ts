@@ -9,10 +9,10 @@
  */
 import * as os from 'os';
 import * as path from 'path';
-import { defaultAugmentConfig, decodeShortSideFor } from '../src/training/augment';
-import { assembleTwoViewBatch, TwoViewLoader, type LoaderWorkerInit } from '../src/training/batchLoader';
-import type { ImageRecord } from '../src/training/dataset';
-import { DecodedImageCache } from '../src/training/imageDecode';
+import { defaultAugmentConfig, decodeShortSideFor } from '../src/training/data/augment';
+import { assembleTwoViewBatch, TwoViewLoader, type LoaderWorkerInit } from '../src/training/data/batchLoader';
+import type { ImageRecord } from '../src/training/data/dataset';
+import { DecodedImageCache } from '../src/training/data/imageDecode';
 import { writeSyntheticImages, type ImageFormat } from './syntheticImages';
 import { formatMs, formatRate, formatSpread, rate, spreadOf, table, timeRepeats, type Spread } from './timing';
 import type { BenchContext } from './context';

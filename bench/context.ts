@@ -2,7 +2,7 @@
  * What every benchmark section gets from the harness: how many runs to time, where to write its
  * files, the backends to measure, and one place to print, so the sections stay comparable.
  */
-import type { UserBackendName } from '../src/training/backend';
+import type { UserBackendName } from '../src/training/config';
 
 export interface BenchContext {
   /** Untimed runs before the timed ones (JIT, wasm compilation, caches, first-call allocations). */

@@ -12,11 +12,11 @@
 import * as tf from '@tensorflow/tfjs';
 // Loaded here, ahead of selectBackend, so that wasm's own Conv2DBackpropInput can be captured.
 import '@tensorflow/tfjs-backend-wasm';
-import { selectBackend } from '../src/training/backend';
+import { selectBackend } from '../src/training/tfjs/backend';
 import { spreadOf, timeRepeats, type Spread } from './timing';
 import {
   conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, preferredFilterGradFormulation,
-} from '../src/training/wasmGradients';
+} from '../src/training/tfjs/wasmGradients';
 
 interface ConvShape {
   label: string;

@@ -4,11 +4,12 @@
  * side. "from files" decodes every image each time (a retrieval index build); "cached" reuses
  * decoded pixels (the kNN monitor after its first evaluation).
  */
-import { selectBackend, type UserBackendName } from '../src/training/backend';
+import { selectBackend } from '../src/training/tfjs/backend';
+import type { UserBackendName } from '../src/training/config';
 import { embedRecords } from '../src/training/embedding';
 import { buildSimSiam } from '../src/training/model/simsiam';
-import { DecodedImageCache } from '../src/training/imageDecode';
-import type { ImageRecord } from '../src/training/dataset';
+import { DecodedImageCache } from '../src/training/data/imageDecode';
+import type { ImageRecord } from '../src/training/data/dataset';
 import { tinyConfig } from './train';
 import { formatRate, formatSpread, rate, spreadOf, timeRepeats, type Spread } from './timing';
 import type { BenchContext } from './context';

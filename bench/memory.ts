@@ -8,7 +8,7 @@ import { spawn } from 'child_process';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { startTraining, StopSignal } from '../src/training/trainer';
-import type { UserBackendName } from '../src/training/backend';
+import { resolveConfig, type UserBackendName } from '../src/training/config';
 import type { EngineMessage } from '../src/training/protocol';
 import { writeSyntheticImages } from './syntheticImages';
 import { mib, table } from './timing';
@@ -64,14 +64,14 @@ export async function benchMemory(context: BenchContext, backend: UserBackendNam
     if (message.type === 'started') {
       backendDetail = message.backend;
       snapshots.push(snapshot('started (model built, initial kNN)'));
-    } else if (message.type === 'epoch') {
-      snapshots.push(snapshot(`after epoch ${message.epoch} (${message.imagesPerSecond.toFixed(1)} images/s, kNN done)`));
+    } else if (message.type === 'metric' && message.record.kind === 'epoch') {
+      snapshots.push(snapshot(`after epoch ${message.record.epoch} (${message.record.imagesPerSecond.toFixed(1)} images/s, kNN done)`));
     } else if (message.type === 'warning') {
       warnings.push(message.message);
     }
   };
   await startTraining({
-    folder, preset: 'tiny', overrides: { backend, epochs: EPOCHS, batchSize }, runsDir: path.join(context.workDir, 'memory-runs'),
+    folder, config: resolveConfig('tiny', { backend, epochs: EPOCHS, batchSize }), runsDir: path.join(context.workDir, 'memory-runs'),
     name: 'bench-memory',
   }, emit, new StopSignal());
   global.gc?.();
@@ -107,10 +107,11 @@ async function benchRunPeak(context: BenchContext, backend: UserBackendName, ima
   await writeSyntheticImages(folder, { count: images, width: 32, height: 32, format: 'jpeg', seed: 41, classes });
   const script = `
     const { startTraining, StopSignal } = require(${JSON.stringify(require.resolve('../src/training/trainer'))});
+    const { resolveConfig } = require(${JSON.stringify(require.resolve('../src/training/config'))});
     let epoch;
-    startTraining({ folder: ${JSON.stringify(folder)}, preset: 'tiny', overrides: { backend: ${JSON.stringify(backend)}, epochs: 1 },
+    startTraining({ folder: ${JSON.stringify(folder)}, config: resolveConfig('tiny', { backend: ${JSON.stringify(backend)}, epochs: 1 }),
       runsDir: ${JSON.stringify(path.join(context.workDir, 'run-peak-runs'))}, name: 'bench-run-peak' },
-      (message) => { if (message.type === 'epoch') epoch = message; },
+      (message) => { if (message.type === 'metric' && message.record.kind === 'epoch') epoch = message.record; },
       new StopSignal())
       .then(() => console.log(JSON.stringify({ peakRssBytes: process.resourceUsage().maxRSS * 1024, imagesPerSecond: epoch.imagesPerSecond })))
       .catch((error) => { console.error(error); process.exit(1); });`;

@@ -22,8 +22,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type PresetName, type TrainConfig } from '../src/training/config';
-import { scanDataset, type ImageRecord } from '../src/training/dataset';
-import { decodeShortSideFor, defaultAugmentConfig } from '../src/training/augment';
+import { scanDataset, type ImageRecord } from '../src/training/data/dataset';
+import { decodeShortSideFor, defaultAugmentConfig } from '../src/training/data/augment';
 import { StopSignal, startTraining } from '../src/training/trainer';
 import type { EngineMessage } from '../src/training/protocol';
 
@@ -178,11 +178,10 @@ async function soak(options: Options): Promise<boolean> {
         console.log(`backend ${m.backend}, ${m.batchesPerEpoch} steps per epoch`);
         take('start');
         return;
-      case 'step':
-        step = m.step;
-        break;
-      case 'epoch':
-        epoch = m.epoch;
+      case 'metric':
+        if (m.record.kind === 'step') step = m.record.step;
+        else if (m.record.kind === 'epoch') epoch = m.record.epoch;
+        else return;
         break;
       case 'warning':
         console.log(`warning: ${m.message}`);
@@ -205,7 +204,7 @@ async function soak(options: Options): Promise<boolean> {
 
   take('before');
   try {
-    const done = await startTraining({ folder, preset: options.preset, overrides, runsDir, name: 'soak' }, emit, stop);
+    const done = await startTraining({ folder, config, runsDir, name: 'soak' }, emit, stop);
     take('after run');
     console.log(`\n${done.status} at step ${done.step} (epoch ${done.epoch}) after ${((Date.now() - started) / 60_000).toFixed(1)} min\n`);
   } finally {

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import sharp from 'sharp';
-import { Rng } from '../src/training/rng';
+import { Rng } from '../src/training/data/rng';
 
 export type ImageFormat = 'jpeg' | 'png';
 

@@ -1,7 +1,7 @@
 // Bundles the extension for VS Code with esbuild:
 //   dist/extension.js         the extension host side (never loads tfjs or sharp)
 //   dist/engineProcess.js     the engine, forked per training run and for search
-//   dist/<name>Worker.js      the engine's worker threads: every src/training/*Worker.ts, which the
+//   dist/<name>Worker.js      the engine's worker threads: every src/training/**/*Worker.ts, which the
 //                             engine starts from path.join(__dirname, '<name>Worker.js')
 //   dist/*.wasm               tfjs' wasm binaries (the engine is told where via SIMSIAM_WASM_DIR),
 //                             and the augmentation kernels (scripts/buildKernels.mjs)
@@ -36,9 +36,9 @@ const node = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
 
 /** Worker-thread entries of the engine, by bundle name. */
 export function engineWorkerEntries() {
-  return Object.fromEntries(fs.readdirSync(path.join(root, 'src', 'training'))
+  return Object.fromEntries(fs.readdirSync(path.join(root, 'src', 'training'), { recursive: true })
     .filter((file) => /Worker\.ts$/.test(file))
-    .map((file) => [file.replace(/\.ts$/, ''), `src/training/${file}`]));
+    .map((file) => [path.basename(file, '.ts'), `src/training/${file.split(path.sep).join('/')}`]));
 }
 
 async function build() {
@@ -72,10 +72,13 @@ async function build() {
 
 /**
  * The extension host must stay quick to activate and must not load native code: its bundle may
- * take from the engine only the tfjs-free protocol, run store and config modules.
+ * take from the engine only the tfjs-free protocol, run store, config and dataset-layout modules.
  */
 function checkExtensionStaysLight(metafile) {
-  const allowedEngineModules = new Set(['src/training/protocol.ts', 'src/training/runStore.ts', 'src/training/config.ts']);
+  const allowedEngineModules = new Set([
+    'src/training/protocol.ts', 'src/training/metrics.ts', 'src/training/versioned.ts', 'src/training/run/runStore.ts', 'src/training/config.ts',
+    'src/training/data/dataset.ts', 'src/training/data/rng.ts',
+  ]);
   const offending = Object.keys(metafile.inputs).filter((input) =>
     /node_modules\/(@tensorflow|sharp|@img)\//.test(input) ||
     (input.startsWith('src/training/') && !allowedEngineModules.has(input)));

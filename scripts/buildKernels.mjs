@@ -1,5 +1,5 @@
-// Compiles the augmentation kernels (src/training/kernels/augmentKernels.ts, AssemblyScript) to
-// WebAssembly with SIMD. `npm run compile` runs it for out/ (next to out/src/training/augment.js,
+// Compiles the augmentation kernels (src/training/data/kernels/augmentKernels.ts, AssemblyScript) to
+// WebAssembly with SIMD. `npm run compile` runs it for out/ (next to out/src/training/data/augment.js,
 // which loads the module from its own folder); scripts/build.mjs calls buildKernels for dist/.
 //
 // node scripts/buildKernels.mjs [outFile]
@@ -14,7 +14,7 @@ export const KERNELS_FILE = 'augmentKernels.wasm';
 
 export async function buildKernels(outFile) {
   const { error, stderr } = await asc.main([
-    path.join(root, 'src/training/kernels/augmentKernels.ts'),
+    path.join(root, 'src/training/data/kernels/augmentKernels.ts'),
     '--outFile', outFile, '--optimizeLevel', '3', '--shrinkLevel', '0', '--enable', 'simd', '--runtime', 'stub', '--noAssert',
   ]);
   if (error) {
@@ -23,5 +23,5 @@ export async function buildKernels(outFile) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  await buildKernels(process.argv[2] ?? path.join(root, 'out/src/training', KERNELS_FILE));
+  await buildKernels(process.argv[2] ?? path.join(root, 'out/src/training/data', KERNELS_FILE));
 }

@@ -5,9 +5,10 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { StopSignal, startTraining } from '../src/training/trainer';
 import { humanReporter } from '../src/training/cli';
-import { scanDataset } from '../src/training/dataset';
+import { scanDataset } from '../src/training/data/dataset';
 import { findSimilar } from '../src/training/retrieval/service';
-import type { EngineMessage, EpochMessage } from '../src/training/protocol';
+import { resolveConfig } from '../src/training/config';
+import type { EngineMessage, EpochRecord } from '../src/training/protocol';
 
 const SAMPLE = path.join(__dirname, '..', '..', 'sample', 'fashion-mnist');
 const SHOWN_QUERIES = 4;
@@ -20,14 +21,14 @@ async function main(): Promise<void> {
     .parse(process.argv)
     .opts<{ epochs: number; folder: string }>();
   const report = humanReporter(process.stdout);
-  const epochs: EpochMessage[] = [];
+  const epochs: EpochRecord[] = [];
   let initialKnn: number | null = null;
   const started = Date.now();
   const done = await startTraining(
-    { folder: options.folder, preset: 'tiny', overrides: { epochs: options.epochs }, name: 'demo' },
+    { folder: options.folder, config: resolveConfig('tiny', { epochs: options.epochs }), name: 'demo' },
     (m: EngineMessage) => {
-      if (m.type === 'epoch') epochs.push(m);
-      if (m.type === 'started') initialKnn = m.initialKnnTop1;
+      if (m.type === 'metric' && m.record.kind === 'epoch') epochs.push(m.record);
+      if (m.type === 'metric' && m.record.kind === 'eval' && m.record.step === 0) initialKnn = m.record.knnTop1;
       report(m);
     },
     new StopSignal());

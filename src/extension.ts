@@ -2,7 +2,8 @@
 // the panel serializer and the status bar; nothing is scanned, forked or loaded until used. The
 // engine (tfjs, sharp) runs in forked processes: this bundle never imports it.
 import * as vscode from 'vscode';
-import { EngineProcess, WASM_DIR_ENV } from './host/engineProcess';
+import { EngineProcess } from './host/engineProcess';
+import { WASM_DIR_ENV } from './training/protocol';
 import { RunCatalog } from './host/runCatalog';
 import { TrainingManager } from './host/training';
 import { RetrievalClient } from './host/retrieval';
@@ -10,7 +11,7 @@ import { ExperimentsView } from './host/experimentsView';
 import { TrainingStatusBar } from './host/trainingUi';
 import { Commands, type RunTarget } from './host/commands';
 import { createApi, type SimSiamApi } from './host/api';
-import { ExperimentPanels, PANEL_VIEW_TYPE } from './webview/panel';
+import { ExperimentPanels, PANEL_VIEW_TYPE } from './host/panel/experimentPanels';
 
 export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const log = vscode.window.createOutputChannel('SimSiam', { log: true });

@@ -1,44 +1,8 @@
 // The panel's charts, drawn with uPlot (bundled into media/dist/panel.js; no CDN) in the theme's
 // own colours. Metric records stream in; each chart redraws at most once per animation frame.
 import uPlot from 'uplot';
-import type { MetricRecord } from '../../src/training/runStore';
-
-type StepRecord = Extract<MetricRecord, { kind: 'step' }>;
-type EpochRecord = Extract<MetricRecord, { kind: 'epoch' }>;
-type EvalRecord = Extract<MetricRecord, { kind: 'eval' }>;
-
-export interface ChartCounts { stepPoints: number; epochPoints: number; comparePoints: number }
-
-/** The run's metrics in arrival order; duplicates (the file and the live stream overlap) are dropped. */
-export class MetricStore {
-  steps: StepRecord[] = [];
-  epochs: EpochRecord[] = [];
-  evals: EvalRecord[] = [];
-  compare: { label: string; steps: number[]; losses: number[] } | null = null;
-
-  replace(records: MetricRecord[]): void {
-    this.steps = [];
-    this.epochs = [];
-    this.evals = [];
-    this.append(records);
-  }
-
-  append(records: MetricRecord[]): void {
-    for (const record of records) {
-      if (record.kind === 'step') {
-        if (!this.steps.length || record.step > this.steps[this.steps.length - 1].step) this.steps.push(record);
-      } else if (record.kind === 'epoch') {
-        if (!this.epochs.length || record.epoch > this.epochs[this.epochs.length - 1].epoch) this.epochs.push(record);
-      } else if (!this.evals.length || record.step > this.evals[this.evals.length - 1].step) {
-        this.evals.push(record);
-      }
-    }
-  }
-
-  counts(): ChartCounts {
-    return { stepPoints: this.steps.length, epochPoints: this.epochs.length, comparePoints: this.compare?.steps.length ?? 0 };
-  }
-}
+import { element } from './dom';
+import type { ChartCounts, MetricStore } from './metricStore';
 
 interface Palette { text: string; grid: string; colors: string[] }
 
@@ -85,19 +49,13 @@ class Chart {
   private plot: uPlot | null = null;
 
   constructor(private readonly spec: ChartSpec, parent: HTMLElement) {
-    this.card = document.createElement('section');
-    this.card.className = 'card chart';
+    this.card = element('section', 'card chart');
     this.card.id = `chart-${spec.id}`;
-    const header = document.createElement('header');
-    const title = document.createElement('h2');
-    title.textContent = spec.title;
-    header.append(title);
+    const header = element('header');
+    header.append(element('h2', undefined, spec.title));
     if (spec.headerExtra) header.append(spec.headerExtra);
-    this.plotHost = document.createElement('div');
-    this.plotHost.className = 'plot';
-    this.empty = document.createElement('p');
-    this.empty.className = 'empty';
-    this.empty.textContent = spec.emptyNote ?? EMPTY_NOTE;
+    this.plotHost = element('div', 'plot');
+    this.empty = element('p', 'empty', spec.emptyNote ?? EMPTY_NOTE);
     this.card.append(header, this.plotHost, this.empty);
     parent.append(this.card);
   }

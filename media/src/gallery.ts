@@ -1,19 +1,13 @@
 // The retrieval gallery: a query image and its nearest neighbours as thumbnails with scores and
 // labels. Clicking a thumbnail opens the image in an editor; "Similar to this" makes it the query.
-import type { GalleryImage, GalleryMessage } from '../../src/webview/protocol';
+import type { GalleryImage, GalleryMessage, QueryRequest, WebviewMessageBody } from '../../src/webview/protocol';
+import { element } from './dom';
 
 export interface GalleryActions {
-  query(source: 'random' | 'pick' | 'path', path?: string): void;
+  query(request: WebviewMessageBody<QueryRequest>): void;
   open(path: string): void;
   /** Called once every thumbnail has loaded or failed. */
   rendered(query: string, images: number, loaded: number, failed: number): void;
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 export class Gallery {
@@ -26,10 +20,10 @@ export class Gallery {
     const header = element('header');
     const random = element('button', undefined, 'Random image');
     random.id = 'query-random';
-    random.addEventListener('click', () => actions.query('random'));
+    random.addEventListener('click', () => actions.query({ type: 'query', source: 'random' }));
     const pick = element('button', 'secondary', 'Choose image…');
     pick.id = 'query-pick';
-    pick.addEventListener('click', () => actions.query('pick'));
+    pick.addEventListener('click', () => actions.query({ type: 'query', source: 'pick' }));
     const buttons = element('div', 'buttons');
     buttons.append(random, pick);
     header.append(element('h2', undefined, 'Similar images'), buttons);
@@ -100,7 +94,7 @@ export class Gallery {
       const again = element('button', 'secondary again', 'Similar to this');
       again.addEventListener('click', (event) => {
         event.stopPropagation();
-        this.actions.query('path', image.path);
+        this.actions.query({ type: 'query', source: 'path', path: image.path });
       });
       figure.append(again);
     }

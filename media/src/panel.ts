@@ -3,10 +3,13 @@
 // src/webview/protocol.ts; anything it receives that fails validation is dropped and logged.
 import {
   parseToWebview, webviewMessage, WebviewProtocolError,
-  type CompareOption, type FromWebviewMessage, type RunView, type ToWebviewMessage, type WebviewMessageBody,
+  type CompareOption, type FromWebviewMessage, type PanelState, type RunView, type ToWebviewMessage, type WebviewMessageBody,
 } from '../../src/webview/protocol';
-import { ChartBoard, MetricStore } from './charts';
+import { formatDuration } from '../../src/host/format';
+import { ChartBoard } from './charts';
+import { element } from './dom';
 import { Gallery } from './gallery';
+import { MetricStore } from './metricStore';
 
 interface VsCodeApi {
   postMessage(message: unknown): void;
@@ -15,9 +18,6 @@ interface VsCodeApi {
 }
 declare function acquireVsCodeApi(): VsCodeApi;
 
-/** Kept by VS Code across reloads; runDir lets the serializer bring the panel back. */
-interface SavedState { runDir: string; compareRunDir?: string | null; queryPath?: string | null }
-
 const vscode = acquireVsCodeApi();
 const app = document.getElementById('app')!;
 
@@ -25,27 +25,21 @@ function post(body: WebviewMessageBody<FromWebviewMessage>): void {
   vscode.postMessage(webviewMessage(body));
 }
 
-function loadState(): SavedState {
-  const initial = JSON.parse(app.dataset.state ?? '{}') as SavedState;
-  const saved = vscode.getState() as Partial<SavedState> | undefined;
+/** Kept by VS Code across reloads; runDir (from the page) lets the serializer bring the panel back. */
+function loadState(): PanelState {
+  const initial = JSON.parse(app.dataset.state ?? '{}') as PanelState;
+  const saved = vscode.getState() as Partial<PanelState> | undefined;
   return { ...saved, runDir: initial.runDir };
 }
 
 let state = loadState();
-function saveState(patch: Partial<SavedState>): void {
+function saveState(patch: Partial<PanelState>): void {
   state = { ...state, ...patch };
   vscode.setState(state);
 }
 saveState({});
 
 // ---- layout ------------------------------------------------------------------------------------
-
-function element<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const header = element('header', 'run-header');
 const title = element('h1');
@@ -62,17 +56,18 @@ compareLabel.append('Compare ', compareSelect);
 app.append(header, chartGrid);
 
 const store = new MetricStore();
-let lastCounts = '';
+let lastReport = '';
 const board = new ChartBoard(store, chartGrid, compareLabel, (counts) => {
-  const key = JSON.stringify(counts);
-  if (key === lastCounts) return;
-  lastCounts = key;
+  const report = { ...counts, latest: store.latest() };
+  const key = JSON.stringify(report);
+  if (key === lastReport) return;
+  lastReport = key;
   chartGrid.dataset.stepPoints = String(counts.stepPoints);
-  post({ type: 'rendered', ...counts });
+  post({ type: 'rendered', ...report });
 });
 
 const gallery = new Gallery(app, {
-  query: (source, path) => post({ type: 'query', source, path }),
+  query: (request) => post(request),
   open: (path) => post({ type: 'openImage', path }),
   rendered: (query, images, loaded, failed) => post({ type: 'galleryRendered', query, images, loaded, failed }),
 });
@@ -84,13 +79,6 @@ compareSelect.addEventListener('change', () => {
 });
 
 // ---- rendering of extension messages -----------------------------------------------------------
-
-function formatEta(seconds: number): string {
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-}
 
 function showRun(run: RunView): void {
   title.textContent = run.name;
@@ -104,7 +92,7 @@ function showRun(run: RunView): void {
   ];
   if (lastLoss !== null) parts.push(`loss ${lastLoss.toFixed(4)}`);
   if (lastEpoch?.knnTop1 !== null && lastEpoch?.knnTop1 !== undefined) parts.push(`kNN ${(lastEpoch.knnTop1 * 100).toFixed(1)}%`);
-  if (run.etaSeconds !== null) parts.push(`ETA ${formatEta(run.etaSeconds)}`);
+  if (run.etaSeconds !== null) parts.push(`ETA ${formatDuration(run.etaSeconds)}`);
   parts.push(`${run.preset} preset`, run.backend);
   summary.textContent = parts.join(' · ');
   note.textContent = run.message ?? '';

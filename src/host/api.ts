@@ -8,7 +8,7 @@ import type { Commands, TrainChoices } from './commands';
 import type { ExperimentsView } from './experimentsView';
 import type { SessionOutcome, TrainingManager, TrainingSession } from './training';
 import type { TrainingStatusBar } from './trainingUi';
-import type { ExperimentPanels } from '../webview/panel';
+import type { ExperimentPanels } from './panel/experimentPanels';
 
 export interface StartedRun {
   runDir: string;
@@ -21,7 +21,7 @@ export interface ExperimentRow { runDir: string; label: string; description: str
 export interface PanelProbe {
   /** Counts of messages the extension posted to the webview, by type. */
   posted: Record<string, number>;
-  /** The webview's last report of what its charts show. */
+  /** The webview's last report of what its charts show, with the latest record of each kind it holds. */
   rendered: RenderedReport | null;
   /** The webview's last report of its gallery. */
   gallery: GalleryRenderedReport | null;

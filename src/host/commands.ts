@@ -3,17 +3,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName } from '../training/config';
-import { defaultRunsDir, isProcessAlive } from '../training/runStore';
+import { PRESETS, PRESET_DESCRIPTIONS, type PresetName, type TrainConfig } from '../training/config';
+import { defaultRunsDir, isProcessAlive } from '../training/run/runStore';
 import type { Neighbour } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
 import { TrainingRequestError, type TrainingManager, type TrainingSession } from './training';
 import { showTrainingProgress } from './trainingUi';
-import { checkTrainingSettings, configuredRunsFolder, SECTION, trainingDefaults } from './settings';
+import { configuredRunsFolder, resolveTrainingConfig, SECTION, trainingDefaults } from './settings';
 import { RunItem } from './experimentsView';
 import { formatKnn } from './format';
-import type { ExperimentPanels } from '../webview/panel';
-import { IMAGE_FILE_PATTERN, isPathInside } from '../webview/pathGuard';
+import type { ExperimentPanels } from './panel/experimentPanels';
+import { isPathInside } from './panel/pathGuard';
+import { IMAGE_EXTENSION_NAMES, isImageFileName } from '../training/data/dataset';
 
 /** What a command may be invoked with: a tree row, a run folder path, or nothing (then it asks). */
 export type RunTarget = RunItem | string | vscode.Uri | undefined;
@@ -53,9 +54,11 @@ export class Commands {
     const defaults = trainingDefaults(vscode.Uri.file(folder));
     const preset = choices.preset ?? (await this.pickPreset(defaults.preset, defaults.overrides));
     if (!preset) return undefined;
-    const overrides = { ...defaults.overrides, ...choices.overrides };
-    const invalid = checkTrainingSettings(preset, overrides);
-    if (invalid) {
+    let config: TrainConfig;
+    try {
+      config = resolveTrainingConfig(preset, { ...defaults.overrides, ...choices.overrides });
+    } catch (error) {
+      const invalid = (error as Error).message;
       this.log.error(invalid);
       void vscode.window.showErrorMessage(`SimSiam: ${invalid}`, 'Open Settings')
         .then((answer) => answer && vscode.commands.executeCommand('workbench.action.openSettings', SECTION));
@@ -64,7 +67,7 @@ export class Commands {
     const runsDir = configuredRunsFolder(vscode.Uri.file(folder)) ?? defaultRunsDir(folder);
     let session: TrainingSession;
     try {
-      session = this.training.train({ folder, preset, overrides, runsDir, name: choices.name });
+      session = this.training.train({ folder, config, runsDir, name: choices.name });
     } catch (error) {
       void vscode.window.showErrorMessage(`SimSiam: ${(error as Error).message}`);
       return undefined;
@@ -125,16 +128,18 @@ export class Commands {
   private async pickPreset(preferred: PresetName, overrides: Record<string, unknown>): Promise<PresetName | undefined> {
     const names = (Object.keys(PRESETS) as PresetName[]).sort((a, b) => Number(b === preferred) - Number(a === preferred));
     const fromSettings = Object.entries(overrides).map(([k, v]) => `${k} ${v}`).join(', ');
+    // Each preset as the settings would train it.
     const items = names.map((name) => {
-      let epochs = '';
+      let resolved = '';
       try {
-        epochs = `${resolveConfig(name, overrides).epochs} epochs`;
+        const config = resolveTrainingConfig(name, overrides);
+        resolved = `${config.epochs} epochs · batch ${config.batchSize} · ${config.imageSize} px`;
       } catch (error) {
-        epochs = `settings invalid: ${(error as Error).message}`;
+        resolved = `settings invalid: ${(error as Error).message}`;
       }
       return {
         label: name, description: PRESET_DESCRIPTIONS[name],
-        detail: `${epochs}${fromSettings ? ` · from settings: ${fromSettings}` : ''}`, name,
+        detail: `${resolved}${fromSettings ? ` · from settings: ${fromSettings}` : ''}`, name,
       };
     });
     const picked = await vscode.window.showQuickPick(items, { title: 'SimSiam: Train Folder', placeHolder: 'Preset' });
@@ -313,10 +318,10 @@ export class Commands {
   private async pickImage(): Promise<string | undefined> {
     const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
     const active = input instanceof vscode.TabInputCustom || input instanceof vscode.TabInputText ? input.uri : undefined;
-    if (active?.scheme === 'file' && IMAGE_FILE_PATTERN.test(active.fsPath)) return active.fsPath;
+    if (active?.scheme === 'file' && isImageFileName(active.fsPath)) return active.fsPath;
     const picked = await vscode.window.showOpenDialog({
       canSelectMany: false, openLabel: 'Find Similar', title: 'SimSiam: Find Similar Images',
-      filters: { Images: ['jpg', 'jpeg', 'png', 'webp', 'gif', 'tif', 'tiff', 'bmp'] },
+      filters: { Images: [...IMAGE_EXTENSION_NAMES] },
       defaultUri: vscode.workspace.workspaceFolders?.[0]?.uri,
     });
     return picked?.[0]?.fsPath;

@@ -7,9 +7,6 @@ import {
   message, parseEngineMessage, ProtocolError, type EngineMessage, type HostMessage, type MessageBody,
 } from '../training/protocol';
 
-/** The engine's backend.ts reads the wasm binaries' folder from this variable (not imported: it loads tfjs). */
-export const WASM_DIR_ENV = 'SIMSIAM_WASM_DIR';
-
 export interface EngineLaunchOptions {
   /** Compiled engine entry (the bundle's dist/engineProcess.js). */
   script: string;

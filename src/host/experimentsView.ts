@@ -60,7 +60,6 @@ function escape(text: string): string {
 export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode.Disposable {
   private readonly changes = new vscode.EventEmitter<RunItem | undefined>();
   private readonly disposables: vscode.Disposable[] = [];
-  private items: RunItem[] = [];
   private lastLiveRefresh = 0;
   private liveTimer: NodeJS.Timeout | undefined;
 
@@ -78,19 +77,13 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
     this.changes.fire(undefined);
   }
 
-  /** The rows currently shown (the tests read them; the view itself asks getChildren). */
-  get shownItems(): readonly RunItem[] {
-    return this.items;
-  }
-
   getTreeItem(item: RunItem): vscode.TreeItem {
     return item;
   }
 
   getChildren(parent?: RunItem): RunItem[] {
     if (parent) return [];
-    this.items = this.catalog.list().map((run) => this.itemFor(run));
-    return this.items;
+    return this.catalog.list().map((run) => this.itemFor(run));
   }
 
   private itemFor(run: RunSummary): RunItem {

@@ -1,4 +1,5 @@
-// How numbers read in the status bar, the Experiments view and notifications.
+// How numbers read in the status bar, the Experiments view, notifications and the panel. Free of
+// `vscode` and Node, so the panel's script (media/) bundles it too.
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '…';

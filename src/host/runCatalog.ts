@@ -1,5 +1,5 @@
 // Finds the runs on disk and says when they change. A run folder is self-describing (run.json,
-// status.json, metrics.jsonl: see src/training/runStore.ts), so whatever wrote it — this window,
+// status.json, metrics.jsonl: see src/training/run/runStore.ts), so whatever wrote it — this window,
 // another window, the CLI on a remote box — it shows up the same way.
 //
 // Where runs are looked for: <dataset>/.simsiam/runs (the engine's default) anywhere in a bounded
@@ -10,13 +10,10 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import {
   CHECKPOINT_POINTER,
-  listRuns, readRun, readStatus, METRICS_FILE, RUN_FILE, STATUS_FILE, type MetricRecord, type RunRecord, type StatusRecord,
-} from '../training/runStore';
+  listRuns, parseMetricLine, readRun, readStatus, METRICS_FILE, RUN_FILE, STATUS_FILE, type RunRecord, type StatusRecord,
+} from '../training/run/runStore';
+import type { EpochRecord } from '../training/protocol';
 import { configuredRunsFolder } from './settings';
-
-/** Written by src/training/checkpoint.ts once a checkpoint is complete; read here without loading tfjs. */
-
-export type EpochRecord = Extract<MetricRecord, { kind: 'epoch' }>;
 
 export interface RunSummary {
   runDir: string;
@@ -93,12 +90,8 @@ export function readLastEpochRecord(runDir: string): EpochRecord | null {
       if (length < size) lines.shift(); // the first line of a window may be cut
       for (let i = lines.length - 1; i >= 0; i--) {
         if (!lines[i].includes('"epoch"')) continue;
-        try {
-          const parsed = JSON.parse(lines[i]) as MetricRecord;
-          if (parsed.kind === 'epoch') return parsed;
-        } catch {
-          // a torn line: keep looking further back
-        }
+        const parsed = parseMetricLine(lines[i]); // null for a torn line: keep looking further back
+        if (parsed?.kind === 'epoch') return parsed;
       }
       if (length === size) return null;
     }

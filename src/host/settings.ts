@@ -2,7 +2,7 @@
 // turned into what the engine understands: a preset name plus TrainConfig overrides.
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { PRESETS, resolveConfig, type PresetName } from '../training/config';
+import { AUGMENTATION_FIELDS, PRESETS, resolveConfig, type PresetName, type TrainConfig } from '../training/config';
 
 export const SECTION = 'simsiam';
 
@@ -11,6 +11,11 @@ export interface TrainingDefaults {
   /** Only the fields the user set; the preset supplies the rest. */
   overrides: Record<string, unknown>;
 }
+
+/** Engine config fields that come from settings, each from the setting of the same name. */
+const SETTING_FIELDS = [
+  'epochs', 'batchSize', 'imageSize', 'maxCachedImages', 'backend', ...AUGMENTATION_FIELDS,
+] as const satisfies readonly (keyof TrainConfig)[];
 
 function isPreset(value: unknown): value is PresetName {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(PRESETS, value);
@@ -25,39 +30,31 @@ function setByUser(config: vscode.WorkspaceConfiguration, key: string): boolean 
 export function trainingDefaults(scope?: vscode.Uri): TrainingDefaults {
   const config = vscode.workspace.getConfiguration(SECTION, scope);
   const preset = config.get<string>('preset');
-  // Empty (null) means "the preset's"; anything else is passed on as set, so that an invalid
-  // value is reported (checkTrainingSettings) instead of silently replaced.
-  const setting = (key: string): unknown => config.get<unknown>(key) ?? undefined;
-  const overrides: Record<string, unknown> = {
-    epochs: setting('epochs'),
-    batchSize: setting('batchSize'),
-    imageSize: setting('imageSize'),
-    maxCachedImages: setByUser(config, 'maxCachedImages') ? config.get<number>('maxCachedImages') : undefined,
-  };
-  const backend = config.get<string>('backend');
-  if (backend && backend !== 'auto') overrides.backend = backend;
-  for (const key of Object.keys(overrides)) if (overrides[key] === undefined) delete overrides[key];
+  // Only what the user set is passed on (empty, null, means "the preset's"), as set, so that an
+  // invalid value is reported (resolveTrainingConfig) instead of silently replaced.
+  const overrides: Record<string, unknown> = {};
+  for (const field of SETTING_FIELDS) {
+    const value = setByUser(config, field) ? config.get<unknown>(field) : undefined;
+    if (value !== undefined && value !== null) overrides[field] = value;
+  }
+  if (overrides.backend === 'auto') delete overrides.backend;
   return { preset: isPreset(preset) ? preset : 'tiny', overrides };
 }
 
-/** Engine config fields that come from settings, and the setting each comes from. */
-const SETTING_OF_FIELD: Record<string, string> = {
-  epochs: 'simsiam.epochs', batchSize: 'simsiam.batchSize', imageSize: 'simsiam.imageSize',
-  maxCachedImages: 'simsiam.maxCachedImages', backend: 'simsiam.backend',
-};
+/** Thrown when the settings do not make a valid config; the message names the settings to fix. */
+export class SettingsError extends Error {}
 
 /**
- * Checks the training settings with the engine's own validation (config.ts, no tfjs), before a
- * process is started; returns a message naming the offending settings, or undefined.
+ * The run's config, resolved once from the preset and the settings with the engine's own rules
+ * (config.ts, no tfjs), before a process is started. A problem names the offending settings.
  */
-export function checkTrainingSettings(preset: PresetName, overrides: Record<string, unknown>): string | undefined {
+export function resolveTrainingConfig(preset: PresetName, overrides: Record<string, unknown>): TrainConfig {
   try {
-    resolveConfig(preset, overrides);
-    return undefined;
+    return resolveConfig(preset, overrides);
   } catch (error) {
     const message = (error as Error).message;
-    const settings = Object.entries(SETTING_OF_FIELD).filter(([field]) => message.includes(`${field} must be`)).map(([, key]) => key);
-    return settings.length ? `${message} Fix ${settings.join(', ')} in Settings.` : message;
+    const settings = SETTING_FIELDS.filter((field) => new RegExp(`\\b${field}\\b[^;]* must`).test(message)).map((field) => `${SECTION}.${field}`);
+    throw new SettingsError(settings.length ? `${message} Fix ${settings.join(', ')} in Settings.` : message);
   }
 }
 

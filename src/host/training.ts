@@ -5,11 +5,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { resolveConfig, type PresetName } from '../training/config';
-import { defaultRunsDir, readRun } from '../training/runStore';
-import type { MetricRecord } from '../training/runStore';
-import type { EngineMessage, StartedMessage } from '../training/protocol';
+import type { TrainConfig } from '../training/config';
+import { defaultRunsDir, readRun } from '../training/run/runStore';
+import type { EngineMessage, MetricRecord, StartedMessage } from '../training/protocol';
 import type { EngineProcess } from './engineProcess';
+import { formatKnn } from './format';
 
 export type EngineLauncher = (label: string) => EngineProcess;
 
@@ -48,7 +48,7 @@ export class TrainingSession {
   readonly onMessage = this.messages.event;
   runDir: string | undefined;
   progress: LiveProgress | null = null;
-  /** This session's metrics as they streamed in; the file gets them once per epoch. */
+  /** This session's metric records as the engine sent them, each once; the file gets them once per epoch. */
   readonly records: MetricRecord[] = [];
 
   constructor(
@@ -98,36 +98,19 @@ export class TrainingSession {
 
   private onEngineMessage(m: EngineMessage): void {
     switch (m.type) {
-      case 'started': {
+      case 'started':
         this.runDir = m.runDir;
-        const epochs = Number(m.config.epochs);
         this.progress = {
-          step: m.startStep, epoch: Math.floor(m.startStep / Math.max(1, m.batchesPerEpoch)), epochs,
-          batch: 0, batchesPerEpoch: m.batchesPerEpoch, loss: null, knnTop1: m.initialKnnTop1, etaSeconds: null,
+          step: m.startStep, epoch: Math.floor(m.startStep / m.batchesPerEpoch), epochs: m.config.epochs,
+          batch: 0, batchesPerEpoch: m.batchesPerEpoch, loss: null, knnTop1: null, etaSeconds: null,
         };
         this.log.info(`[${this.name}] ${m.startStep ? `resumed at step ${m.startStep}` : 'started'}: ${m.runDir} · backend ${m.backend} · ` +
           `${m.dataset.trainImages} train / ${m.dataset.testImages} test images · ${m.batchesPerEpoch} steps per epoch`);
-        if (m.initialKnnTop1 !== null) this.records.push({ kind: 'eval', step: m.startStep, epoch: this.progress.epoch, knnTop1: m.initialKnnTop1 });
         this.resolveStarted(m);
         break;
-      }
-      case 'step':
-        if (this.progress) {
-          this.progress = { ...this.progress, step: m.step, epoch: m.epoch, batch: m.batch, batchesPerEpoch: m.batchesPerEpoch, loss: m.loss };
-          this.progress.etaSeconds = this.estimateEta(m.step);
-        }
-        this.records.push({ kind: 'step', step: m.step, epoch: m.epoch, loss: m.loss, lr: m.lr });
-        this.log.trace(`[${this.name}] step ${m.step} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(3)}`);
-        break;
-      case 'epoch':
-        this.records.push({
-          kind: 'epoch', step: m.step, epoch: m.epoch, meanLoss: m.meanLoss, lr: m.lr, zStd: m.zStd, zStdReference: m.zStdReference,
-          knnTop1: m.knnTop1, imagesPerSecond: m.imagesPerSecond, seconds: m.seconds, skippedFiles: 0,
-        });
-        if (this.progress) this.progress = { ...this.progress, knnTop1: m.knnTop1 ?? this.progress.knnTop1, epochs: m.epochs };
-        this.log.info(`[${this.name}] epoch ${m.epoch}/${m.epochs} loss ${m.meanLoss.toFixed(4)} z-std ${m.zStd.toFixed(4)} ` +
-          `(1/√d ${m.zStdReference.toFixed(4)}) kNN ${m.knnTop1 === null ? 'n/a' : `${(m.knnTop1 * 100).toFixed(1)} %`} ` +
-          `${m.imagesPerSecond.toFixed(1)} img/s ${m.seconds.toFixed(1)} s`);
+      case 'metric':
+        this.records.push(m.record);
+        this.followProgress(m.record);
         break;
       case 'checkpoint':
         this.log.debug(`[${this.name}] checkpoint at step ${m.step}: ${m.dir}`);
@@ -153,6 +136,29 @@ export class TrainingSession {
         break;
     }
     this.messages.fire(m);
+  }
+
+  private followProgress(r: MetricRecord): void {
+    if (!this.progress) return;
+    switch (r.kind) {
+      case 'step':
+        this.progress = {
+          ...this.progress, step: r.step, epoch: r.epoch, batch: r.step - r.epoch * this.progress.batchesPerEpoch, loss: r.loss,
+        };
+        this.progress.etaSeconds = this.estimateEta(r.step);
+        this.log.trace(`[${this.name}] step ${r.step} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(3)}`);
+        break;
+      case 'eval':
+        this.progress = { ...this.progress, knnTop1: r.knnTop1 };
+        this.log.info(`[${this.name}] kNN top-1 at step ${r.step}: ${formatKnn(r.knnTop1)}`);
+        break;
+      case 'epoch':
+        this.progress = { ...this.progress, knnTop1: r.knnTop1 ?? this.progress.knnTop1 };
+        this.log.info(`[${this.name}] epoch ${r.epoch}/${this.progress.epochs} loss ${r.meanLoss.toFixed(4)} z-std ${r.zStd.toFixed(4)} ` +
+          `(1/√d ${r.zStdReference.toFixed(4)}) kNN ${r.knnTop1 === null ? 'n/a' : formatKnn(r.knnTop1)} ` +
+          `${r.imagesPerSecond.toFixed(1)} img/s ${r.seconds.toFixed(1)} s`);
+        break;
+    }
   }
 
   private estimateEta(step: number): number | null {
@@ -182,8 +188,8 @@ export class TrainingSession {
 
 export interface TrainOptions {
   folder: string;
-  preset: PresetName;
-  overrides: Record<string, unknown>;
+  /** Resolved once by the caller (commands, from the settings); the engine checks it on receipt. */
+  config: TrainConfig;
   /** Parent of run folders; default <folder>/.simsiam/runs. */
   runsDir?: string;
   name?: string;
@@ -230,19 +236,22 @@ export class TrainingManager implements vscode.Disposable {
     if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) {
       throw new TrainingRequestError(`${folder} is not a folder.`);
     }
-    const busy = this.sessionForFolder(folder);
-    if (busy) {
-      throw new TrainingRequestError(`${path.basename(folder)} is already training (${busy.runDir ?? 'starting'}). ` +
-        'Stop that run first, or wait for it to finish.');
-    }
-    // Checked here too, so a bad setting is reported before a process starts.
-    resolveConfig(options.preset, options.overrides);
+    this.refuseBusy(folder);
     const name = options.name ?? path.basename(folder);
     const engine = this.launch(name);
     const session = new TrainingSession(folder, name, engine, undefined, this.log);
     this.adopt(session);
-    engine.send({ type: 'train', folder, preset: options.preset, overrides: options.overrides, runsDir: options.runsDir ?? defaultRunsDir(folder), name: options.name });
+    engine.send({ type: 'train', folder, config: options.config, runsDir: options.runsDir ?? defaultRunsDir(folder), name: options.name });
     return session;
+  }
+
+  /** One run per dataset folder at a time, whichever way it was started. */
+  private refuseBusy(folder: string): void {
+    const busy = this.sessionForFolder(folder);
+    if (busy) {
+      throw new TrainingRequestError(`${path.basename(folder)} is already training (${busy.runDir ?? 'starting'}): ` +
+        'one run per folder at a time. Stop that run first, or wait for it to finish.');
+    }
   }
 
   /** Continues a stopped or interrupted run (or extends a finished one to `epochs`). */
@@ -251,11 +260,7 @@ export class TrainingManager implements vscode.Disposable {
     const record = readRun(resolvedRun);
     if (this.sessionForRun(resolvedRun)) throw new TrainingRequestError(`${record.name} is already training in this window.`);
     const folder = canonicalFolder(record.dataset.root);
-    const busy = this.sessionForFolder(folder);
-    if (busy) {
-      throw new TrainingRequestError(`${path.basename(folder)} is already training (${busy.runDir ?? 'starting'}): ` +
-        'one run per folder at a time. Stop it first.');
-    }
+    this.refuseBusy(folder);
     const engine = this.launch(record.name);
     const session = new TrainingSession(folder, record.name, engine, resolvedRun, this.log);
     this.adopt(session);

@@ -4,9 +4,9 @@
 import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { PRESETS, PRESET_DESCRIPTIONS } from './config';
+import { BACKEND_CHOICES, PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName } from './config';
 import { StopSignal, startTraining, resumeTraining } from './trainer';
-import type { EngineMessage } from './protocol';
+import type { EngineMessage, MetricRecord, StepRecord } from './protocol';
 import { embedRun, findSimilar, findDuplicates, exportEmbeddings } from './retrieval/service';
 
 const int = (name: string) => (value: string) => {
@@ -27,34 +27,49 @@ export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: 
   const tty = Boolean(stream.isTTY);
   let bar: SingleBar | null = null;
   let epochs = 0;
+  let batchesPerEpoch = 1;
   const log = (line: string) => {
     if (bar) bar.stop();
     bar = null;
     stream.write(line + '\n');
   };
+  const showStep = (r: StepRecord) => {
+    if (!tty) return;
+    const batch = r.step - r.epoch * batchesPerEpoch;
+    if (!bar) {
+      bar = new SingleBar({
+        format: `epoch ${r.epoch + 1}/${epochs} |{bar}| {value}/{total} loss {loss} · eta {eta_formatted}`,
+        stream, hideCursor: true, clearOnComplete: true,
+      }, Presets.shades_classic);
+      bar.start(batchesPerEpoch, batch - 1, { loss: '…' });
+    }
+    bar.update(batch, { loss: r.loss.toFixed(4) });
+  };
+  const showRecord = (r: MetricRecord) => {
+    switch (r.kind) {
+      case 'step':
+        showStep(r);
+        break;
+      case 'eval':
+        log(`kNN top-1 at step ${r.step}${r.step === 0 ? ' (before training)' : ''}: ${percent(r.knnTop1)}`);
+        break;
+      case 'epoch':
+        log(`epoch ${r.epoch}/${epochs}  loss ${r.meanLoss.toFixed(4)}  z-std ${r.zStd.toFixed(4)} (1/√d ${r.zStdReference.toFixed(4)})` +
+          `  kNN ${percent(r.knnTop1)}  ${r.imagesPerSecond.toFixed(1)} img/s  ${r.seconds.toFixed(1)} s`);
+        break;
+    }
+  };
   return (m) => {
     switch (m.type) {
       case 'started':
-        epochs = Number(m.config.epochs);
+        epochs = m.config.epochs;
+        batchesPerEpoch = m.batchesPerEpoch;
         log(`run ${m.runDir}\nbackend ${m.backend} · ${m.dataset.trainImages} train / ${m.dataset.testImages} test images` +
           (m.dataset.classes.length ? ` · ${m.dataset.classes.length} classes` : '') +
-          ` · ${m.batchesPerEpoch} steps per epoch` + (m.startStep ? ` · resuming at step ${m.startStep}` : '') +
-          (m.initialKnnTop1 !== null ? `\nkNN top-1 before training: ${percent(m.initialKnnTop1)}` : ''));
+          ` · ${m.batchesPerEpoch} steps per epoch` + (m.startStep ? ` · resuming at step ${m.startStep}` : ''));
         break;
-      case 'step':
-        if (!tty) break;
-        if (!bar) {
-          bar = new SingleBar({
-            format: `epoch ${m.epoch + 1}/${epochs} |{bar}| {value}/{total} loss {loss} · eta {eta_formatted}`,
-            stream, hideCursor: true, clearOnComplete: true,
-          }, Presets.shades_classic);
-          bar.start(m.batchesPerEpoch, m.batch - 1, { loss: '…' });
-        }
-        bar.update(m.batch, { loss: m.loss.toFixed(4) });
-        break;
-      case 'epoch':
-        log(`epoch ${m.epoch}/${m.epochs}  loss ${m.meanLoss.toFixed(4)}  z-std ${m.zStd.toFixed(4)} (1/√d ${m.zStdReference.toFixed(4)})` +
-          `  kNN ${percent(m.knnTop1)}  ${m.imagesPerSecond.toFixed(1)} img/s  ${m.seconds.toFixed(1)} s`);
+      case 'metric':
+        showRecord(m.record);
         break;
       case 'warning':
         log(`warning: ${m.message}`);
@@ -108,19 +123,27 @@ export function buildProgram(): Command {
     .option('--batch <n>', 'batch size', int('--batch'))
     .option('--size <px>', 'input image size', int('--size'))
     .option('--lr <x>', 'base learning rate (lr = base × batch / 256)', num('--lr'))
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'node-gpu', 'node', 'wasm', 'cpu']).default('auto'))
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'))
     .option('--seed <n>', 'random seed', int('--seed'))
     .option('--threads <n>', 'data-parallel training threads on the wasm/cpu backends (0 = one per core)', int('--threads'))
     .option('--loader-threads <n>', 'threads decoding and augmenting images (0 = 1 on wasm/cpu, one per core but one on tfjs-node)', int('--loader-threads'))
+    .option('--crop-min <x>', 'random resized crop: smallest area, as a fraction of the image (recipe 0.2)', num('--crop-min'))
+    .option('--crop-max <x>', 'random resized crop: largest area (recipe 1)', num('--crop-max'))
+    .option('--jitter <s>', 'colour-jitter strength s: brightness/contrast/saturation 0.4·s, hue 0.1·s (recipe 1)', num('--jitter'))
+    .option('--jitter-p <p>', 'probability of colour jitter (recipe 0.8)', num('--jitter-p'))
+    .option('--grayscale-p <p>', 'probability of grayscale (recipe 0.2)', num('--grayscale-p'))
+    .option('--blur-p <p>', 'probability of Gaussian blur (recipe 0.5 above 64 px, else 0)', num('--blur-p'))
+    .option('--flip-p <p>', 'probability of a horizontal flip (recipe 0.5)', num('--flip-p'))
     .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
     .option('--name <name>', 'run name')
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (folder: string, o) => {
-      const overrides = {
+      const config = resolveConfig(o.preset as PresetName, {
         epochs: o.epochs, batchSize: o.batch, imageSize: o.size, baseLr: o.lr, backend: o.backend, seed: o.seed, replicas: o.threads,
-        loaderThreads: o.loaderThreads,
-      };
-      await startTraining({ folder, preset: o.preset, overrides, runsDir: o.out, name: o.name }, reporter(o.json), stopOnInterrupt());
+        loaderThreads: o.loaderThreads, cropScaleMin: o.cropMin, cropScaleMax: o.cropMax, colorJitter: o.jitter,
+        colorJitterP: o.jitterP, grayscaleP: o.grayscaleP, blurP: o.blurP, flipP: o.flipP,
+      });
+      await startTraining({ folder, config, runsDir: o.out, name: o.name }, reporter(o.json), stopOnInterrupt());
     });
 
   program.command('resume')

@@ -1,10 +1,15 @@
-// Training configuration: presets from shared/SIMSIAM.md plus validated overrides.
-// The resolved config is written into every run folder, so a run can be resumed and compared
-// without knowing which preset or flags produced it.
+// Training configuration: the presets of docs/RECIPE.md plus validated overrides, augmentation
+// included. The resolved config is written into every run folder, so a run can be resumed and
+// compared without knowing which preset, flags or settings produced it. Resolved once, by
+// whoever starts a run (the CLI from its flags, the extension from its settings); everyone else
+// checks it with `configProblems` and passes it on typed.
 
 export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50';
 export type StemKind = 'cifar' | 'imagenet';
-export type BackendRequest = 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu';
+/** tfjs backends a person chooses from (CLI --backend, extension setting), in the order 'auto' tries them. */
+export const BACKEND_CHOICES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export type UserBackendName = (typeof BACKEND_CHOICES)[number];
+export type BackendRequest = 'auto' | UserBackendName;
 export type PresetName = 'tiny' | 'cifar' | 'imagenet';
 
 export interface TrainConfig {
@@ -24,7 +29,7 @@ export interface TrainConfig {
   baseLr: number;
   momentum: number;
   weightDecay: number;
-  /** The predictor keeps the initial lr while the rest follows the cosine schedule (paper §4.3). */
+  /** The predictor keeps the initial lr while the rest follows the cosine schedule (paper §4.2, Table 1). */
   fixedPredictorLr: boolean;
   /** Keras/tfjs convention: new = momentum × old + (1 − momentum) × batch; 0.9 ≡ PyTorch's 0.1. */
   bnMomentum: number;
@@ -44,6 +49,39 @@ export interface TrainConfig {
   knnTemperature: number;
   /** Held-out fraction for the kNN monitor when the folder has no train/ and test/ splits. */
   testFraction: number;
+
+  // The two views' augmentation (official code's MoCo v2 pipeline; docs/RECIPE.md).
+  /** Random resized crop: smallest and largest crop area as a fraction of the image. */
+  cropScaleMin: number;
+  cropScaleMax: number;
+  /** Colour-jitter strength s: brightness, contrast, saturation 0.4·s and hue 0.1·s. */
+  colorJitter: number;
+  /** Probability that a view is colour-jittered. */
+  colorJitterP: number;
+  grayscaleP: number;
+  /** Gaussian blur probability; by default 0.5 above 64 px and 0 at or below (the CIFAR setting). */
+  blurP: number;
+  /** Horizontal flip probability. */
+  flipP: number;
+}
+
+/** The augmentation fields of TrainConfig: what a comparison or a sweep varies. */
+export const AUGMENTATION_FIELDS = ['cropScaleMin', 'cropScaleMax', 'colorJitter', 'colorJitterP', 'grayscaleP', 'blurP', 'flipP'] as const;
+export type AugmentationSettings = Pick<TrainConfig, (typeof AUGMENTATION_FIELDS)[number] | 'imageSize'>;
+
+/** The recipe's augmentation, blur aside (it depends on the image size: defaultBlurP). */
+export const DEFAULT_AUGMENTATION = {
+  cropScaleMin: 0.2,
+  cropScaleMax: 1,
+  colorJitter: 1,
+  colorJitterP: 0.8,
+  grayscaleP: 0.2,
+  flipP: 0.5,
+} as const;
+
+/** Blur helps at ImageNet sizes and is dropped for small images (the paper's CIFAR setting). */
+export function defaultBlurP(imageSize: number): number {
+  return imageSize <= 64 ? 0 : 0.5;
 }
 
 const common = {
@@ -59,23 +97,24 @@ const common = {
   knnK: 200,
   knnTemperature: 0.1,
   testFraction: 0.1,
+  ...DEFAULT_AUGMENTATION,
 };
 
 export const PRESETS: Record<PresetName, TrainConfig> = {
   tiny: {
     ...common, preset: 'tiny', backbone: 'resnet18', widthMultiplier: 0.25, stem: 'cifar', imageSize: 32,
     projectorDim: 512, projectorLayers: 2, predictorHiddenDim: 128, batchSize: 64, epochs: 5,
-    baseLr: 0.06, weightDecay: 5e-4,
+    baseLr: 0.06, weightDecay: 5e-4, blurP: defaultBlurP(32),
   },
   cifar: {
     ...common, preset: 'cifar', backbone: 'resnet18', widthMultiplier: 1, stem: 'cifar', imageSize: 32,
     projectorDim: 2048, projectorLayers: 2, predictorHiddenDim: 512, batchSize: 512, epochs: 800,
-    baseLr: 0.03, weightDecay: 5e-4,
+    baseLr: 0.03, weightDecay: 5e-4, blurP: defaultBlurP(32),
   },
   imagenet: {
     ...common, preset: 'imagenet', backbone: 'resnet50', widthMultiplier: 1, stem: 'imagenet', imageSize: 224,
     projectorDim: 2048, projectorLayers: 3, predictorHiddenDim: 512, batchSize: 256, epochs: 100,
-    baseLr: 0.05, weightDecay: 1e-4,
+    baseLr: 0.05, weightDecay: 1e-4, blurP: defaultBlurP(224),
     // Decoded 224 px training images are cached at ~500 px (≈0.75 MB each): bound the cache to ~1.5 GB.
     maxCachedImages: 2_000,
   },
@@ -93,6 +132,8 @@ const nonNegativeInt: Check = (v) => (Number.isInteger(v) && (v as number) >= 0 
 const positive: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'a positive number');
 const nonNegative: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'a number ≥ 0');
 const fraction: Check = (v) => (typeof v === 'number' && v >= 0 && v < 1 ? undefined : 'a number in [0, 1)');
+const probability: Check = (v) => (typeof v === 'number' && v >= 0 && v <= 1 ? undefined : 'a probability in [0, 1]');
+const areaFraction: Check = (v) => (typeof v === 'number' && v > 0 && v <= 1 ? undefined : 'a fraction of the image area in (0, 1]');
 const oneOf = (...allowed: string[]): Check => (v) =>
   allowed.includes(v as string) ? undefined : `one of ${allowed.join(', ')}`;
 const boolean: Check = (v) => (typeof v === 'boolean' ? undefined : 'true or false');
@@ -114,7 +155,7 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   fixedPredictorLr: boolean,
   bnMomentum: fraction,
   seed: nonNegativeInt,
-  backend: oneOf('auto', 'node-gpu', 'node', 'wasm', 'cpu'),
+  backend: oneOf('auto', ...BACKEND_CHOICES),
   maxCachedImages: nonNegativeInt,
   replicas: nonNegativeInt,
   loaderThreads: nonNegativeInt,
@@ -122,7 +163,41 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   knnK: positiveInt,
   knnTemperature: positive,
   testFraction: fraction,
+  cropScaleMin: areaFraction,
+  cropScaleMax: areaFraction,
+  // torchvision caps the hue shift at 0.5: 0.1·s ≤ 0.5.
+  colorJitter: (v) => (typeof v === 'number' && v >= 0 && v <= 5 ? undefined : 'a strength in [0, 5]'),
+  colorJitterP: probability,
+  grayscaleP: probability,
+  blurP: probability,
+  flipP: probability,
 };
+
+/** Rules between fields, checked once every field is valid on its own. */
+function crossFieldProblems(config: TrainConfig): string[] {
+  return config.cropScaleMin <= config.cropScaleMax
+    ? []
+    : [`cropScaleMin (${config.cropScaleMin}) must not exceed cropScaleMax (${config.cropScaleMax})`];
+}
+
+/** Every problem of a would-be TrainConfig, as "field must be …" phrases; empty when it is valid. */
+export function configProblems(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return ['the config must be an object'];
+  const config = value as Record<string, unknown>;
+  const problems = (Object.keys(FIELD_CHECKS) as (keyof TrainConfig)[]).flatMap((key) => {
+    const problem = FIELD_CHECKS[key](config[key]);
+    return problem ? [`${key} must be ${problem} (got ${JSON.stringify(config[key])})`] : [];
+  });
+  const unknown = Object.keys(config).filter((key) => !(key in FIELD_CHECKS)).map((key) => `unknown field "${key}"`);
+  return problems.length || unknown.length ? [...problems, ...unknown] : crossFieldProblems(config as unknown as TrainConfig);
+}
+
+/** The config itself when it is valid; otherwise an error listing every problem, prefixed by `where`. */
+export function checkConfig(value: unknown, where = 'Invalid training config'): TrainConfig {
+  const problems = configProblems(value);
+  if (problems.length) throw new Error(`${where}: ${problems.join('; ')}.`);
+  return value as TrainConfig;
+}
 
 /** Preset defaults overlaid with the given fields; every field is checked, unknown ones are refused. */
 export function resolveConfig(preset: PresetName, overrides: Partial<Record<string, unknown>> = {}): TrainConfig {
@@ -136,14 +211,21 @@ export function resolveConfig(preset: PresetName, overrides: Partial<Record<stri
     config[key] = value;
   }
   config.preset = preset;
-  const problems = (Object.keys(FIELD_CHECKS) as (keyof TrainConfig)[])
-    .map((key) => {
-      const problem = FIELD_CHECKS[key](config[key]);
-      return problem && `${key} must be ${problem} (got ${JSON.stringify(config[key])})`;
-    })
-    .filter((p): p is string => Boolean(p));
-  if (problems.length) throw new Error(`Invalid training config: ${problems.join('; ')}.`);
-  return config as unknown as TrainConfig;
+  // Blur follows the image size unless it was set.
+  if (overrides.blurP === undefined && typeof config.imageSize === 'number') config.blurP = defaultBlurP(config.imageSize);
+  return checkConfig(config);
+}
+
+/**
+ * A config read back from a run folder. Runs written before the augmentation was part of the
+ * config trained with the defaults of their image size: those fields are filled in, the rest is
+ * checked as strictly as a new run's.
+ */
+export function storedConfig(value: unknown, file: string): TrainConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return checkConfig(value, `${file}: its config is invalid`);
+  const stored = value as Record<string, unknown>;
+  const size = typeof stored.imageSize === 'number' ? stored.imageSize : 0;
+  return checkConfig({ ...DEFAULT_AUGMENTATION, blurP: defaultBlurP(size), ...stored }, `${file}: its config is invalid (edit or delete the run folder)`);
 }
 
 /** The paper's linear scaling rule. */

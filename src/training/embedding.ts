@@ -2,10 +2,10 @@
 // deterministic view (shorter side resized, centre crop), in eval mode. The kNN monitor and the
 // retrieval index both embed through here, so they rank by the same features.
 import * as tf from '@tensorflow/tfjs';
-import type { ImageRecord } from './dataset';
-import { loadEvalBatch, type LoaderWarning } from './batchLoader';
-import type { DecodedImageCache } from './imageDecode';
-import { IMAGENET_MEAN, IMAGENET_STD } from './augment';
+import type { ImageRecord } from './data/dataset';
+import { loadEvalBatch, type LoaderWarning } from './data/batchLoader';
+import type { DecodedImageCache } from './data/imageDecode';
+import { IMAGENET_MEAN, IMAGENET_STD } from './data/augment';
 import { forward } from './model/simsiam';
 import { l2Normalize } from './loss';
 

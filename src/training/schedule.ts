@@ -4,7 +4,7 @@ import { initialLr, type TrainConfig } from './config';
 export interface LearningRates {
   /** Backbone and projector. */
   encoder: number;
-  /** The predictor keeps the initial lr when fixedPredictorLr is set (paper §4.3: 68.1 vs 67.7 %). */
+  /** The predictor keeps the initial lr when fixedPredictorLr is set (paper §4.2, Table 1: 68.1 vs 67.7 %). */
   predictor: number;
 }
 

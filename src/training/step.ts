@@ -11,7 +11,7 @@ export interface Parameters {
   all: { name: string; variable: tf.Variable }[];
   variables: tf.Variable[];
   encoder: tf.Variable[];
-  /** Kept apart because the predictor's lr stays fixed (paper §4.3). */
+  /** Kept apart because the predictor's lr stays fixed (paper §4.2, Table 1). */
   predictor: tf.Variable[];
 }
 

@@ -1,187 +1,165 @@
-// The one message protocol between the extension host (src/webview/panel.ts) and the experiment
-// panel's script (media/src/panel.ts). Both sides import this file and validate what they receive:
-// a message of another version, of an unknown type or with a malformed field is dropped and
-// logged, never acted on. Nothing here imports `vscode` or the DOM, so it bundles into both.
-import type { MetricRecord } from '../training/runStore';
-import type { RunStatus } from '../training/protocol';
+// The one message protocol between the extension host (src/host/panel/) and the experiment
+// panel's script (media/src/panel.ts). Both sides import this file and validate what they receive,
+// nested fields included, with the same valibot helpers as the engine protocol
+// (src/training/protocol.ts): a message of another version, of an unknown type or with a malformed
+// field is dropped and logged, never acted on. Nothing here imports `vscode` or the DOM, so it
+// bundles into both. Each message type is derived from its schema, so the two cannot drift apart.
+import * as v from 'valibot';
+import { MetricRecordSchema, RunStatusSchema } from '../training/metrics';
+import { count, finite, VersionedProtocol, type MessageBody } from '../training/versioned';
 
 export const WEBVIEW_PROTOCOL_VERSION = 1;
 
-/** What the panel header shows about a run; also enough to label it in the compare list. */
-export interface RunView {
-  runDir: string;
-  id: string;
-  name: string;
-  datasetRoot: string;
-  status: RunStatus;
-  step: number;
-  epoch: number;
-  epochs: number;
-  /** Known once the engine reported it (live runs) or derivable from metrics; null otherwise. */
-  batchesPerEpoch: number | null;
-  backend: string;
-  preset: string;
-  /** Failure text, or why a run stopped. */
-  message: string | null;
-  /** Live runs only: seconds to the end at the current pace. */
-  etaSeconds: number | null;
-}
+export class WebviewProtocolError extends Error {}
 
-export interface CompareOption { runDir: string; label: string }
+const protocol = new VersionedProtocol(WEBVIEW_PROTOCOL_VERSION, WebviewProtocolError);
+const text = v.string();
+const records = v.array(MetricRecordSchema);
+
+// Paths from the webview are bounded here and resolved against the dataset root by src/host/panel/pathGuard.ts.
+const MAX_PATH_LENGTH = 4096;
+const pathText = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_PATH_LENGTH));
+
+/** What the panel header shows about a run; also enough to label it in the compare list. */
+const RunViewSchema = v.object({
+  runDir: text,
+  id: text,
+  name: text,
+  datasetRoot: text,
+  status: RunStatusSchema,
+  step: count,
+  epoch: count,
+  epochs: count,
+  /** Known once the engine reported it (live runs) or derivable from metrics; null otherwise. */
+  batchesPerEpoch: v.nullable(count),
+  backend: text,
+  preset: text,
+  /** Failure text, or why a run stopped. */
+  message: v.nullable(text),
+  /** Live runs only: seconds to the end at the current pace. */
+  etaSeconds: v.nullable(finite),
+});
+export type RunView = v.InferOutput<typeof RunViewSchema>;
+
+const CompareOptionSchema = v.object({ runDir: text, label: text });
+export type CompareOption = v.InferOutput<typeof CompareOptionSchema>;
 
 /** An image of the run's dataset: `path` is relative to the dataset root, '/'-separated. */
-export interface GalleryImage {
-  path: string;
+const GalleryImageSchema = v.object({
+  path: text,
   /** webview URI of the image (asWebviewUri), '' when the browser cannot show the format. */
-  src: string;
-  label: string | null;
+  src: text,
+  label: v.nullable(text),
   /** Cosine similarity to the query; null for the query itself. */
-  score: number | null;
+  score: v.nullable(finite),
+});
+export type GalleryImage = v.InferOutput<typeof GalleryImageSchema>;
+
+/**
+ * What the panel keeps with vscode.setState. The extension writes runDir into the page; after a
+ * window reload VS Code hands the state back to the serializer, which must check it.
+ */
+const PanelStateSchema = v.object({
+  runDir: pathText,
+  compareRunDir: v.optional(v.nullable(pathText)),
+  queryPath: v.optional(v.nullable(pathText)),
+});
+export type PanelState = v.InferOutput<typeof PanelStateSchema>;
+
+/** The saved state, or null when it is missing or malformed. */
+export function parsePanelState(raw: unknown): PanelState | null {
+  const result = v.safeParse(PanelStateSchema, raw);
+  return result.success ? result.output : null;
 }
+
+const versioned = <T extends string, E extends v.ObjectEntries>(type: T, entries: E) => protocol.message(type, entries);
 
 // ---- extension → webview -------------------------------------------------------------------
 
-export interface InitMessage {
-  v: number; type: 'init';
-  run: RunView;
+const InitMessageSchema = versioned('init', {
+  run: RunViewSchema,
   /** Every metric record of the run so far; replaces whatever the panel shows. */
-  history: MetricRecord[];
-  compareOptions: CompareOption[];
+  history: records,
+  compareOptions: v.array(CompareOptionSchema),
   /** The gallery query the extension will (re)send, or null: then the panel may restore its own. */
-  galleryQuery: string | null;
-}
-export interface HistoryMessage { v: number; type: 'history'; records: MetricRecord[] }
-export interface AppendMessage { v: number; type: 'append'; records: MetricRecord[] }
-export interface StatusMessage { v: number; type: 'status'; run: RunView }
-export interface CompareOptionsMessage { v: number; type: 'compareOptions'; options: CompareOption[] }
+  galleryQuery: v.nullable(text),
+});
+const HistoryMessageSchema = versioned('history', { records });
+/** Records as the engine sent them, in arrival order; the panel merges them into what it holds. */
+const AppendMessageSchema = versioned('append', { records });
+const StatusMessageSchema = versioned('status', { run: RunViewSchema });
+const CompareOptionsMessageSchema = versioned('compareOptions', { options: v.array(CompareOptionSchema) });
 /** Another run's loss curve to overlay; runDir null clears the overlay. */
-export interface CompareSeriesMessage {
-  v: number; type: 'compareSeries';
-  runDir: string | null; label: string; steps: number[]; losses: number[];
-}
-export interface GalleryBusyMessage { v: number; type: 'galleryBusy'; text: string }
-export interface GalleryMessage {
-  v: number; type: 'gallery';
-  query: GalleryImage;
-  neighbours: GalleryImage[];
+const CompareSeriesMessageSchema = versioned('compareSeries', {
+  runDir: v.nullable(text), label: text, steps: v.array(count), losses: v.array(finite),
+});
+const GalleryBusyMessageSchema = versioned('galleryBusy', { text });
+const GalleryMessageSchema = versioned('gallery', {
+  query: GalleryImageSchema,
+  neighbours: v.pipe(v.array(GalleryImageSchema), v.maxLength(1000)),
   /** The checkpoint the embeddings came from. */
-  checkpointStep: number | null;
-}
-export interface GalleryErrorMessage { v: number; type: 'galleryError'; message: string }
+  checkpointStep: v.nullable(count),
+});
+const GalleryErrorMessageSchema = versioned('galleryError', { message: text });
 
-export type ToWebviewMessage =
-  | InitMessage | HistoryMessage | AppendMessage | StatusMessage | CompareOptionsMessage | CompareSeriesMessage
-  | GalleryBusyMessage | GalleryMessage | GalleryErrorMessage;
+const ToWebviewSchema = v.variant('type', [
+  InitMessageSchema, HistoryMessageSchema, AppendMessageSchema, StatusMessageSchema, CompareOptionsMessageSchema,
+  CompareSeriesMessageSchema, GalleryBusyMessageSchema, GalleryMessageSchema, GalleryErrorMessageSchema,
+]);
+
+export type AppendMessage = v.InferOutput<typeof AppendMessageSchema>;
+export type CompareSeriesMessage = v.InferOutput<typeof CompareSeriesMessageSchema>;
+export type GalleryMessage = v.InferOutput<typeof GalleryMessageSchema>;
+export type ToWebviewMessage = v.InferOutput<typeof ToWebviewSchema>;
 
 // ---- webview → extension -------------------------------------------------------------------
 
-export interface ReadyMessage { v: number; type: 'ready' }
-export interface CompareRequest { v: number; type: 'compare'; runDir: string | null }
+const ReadyMessageSchema = versioned('ready', {});
+const CompareRequestSchema = versioned('compare', { runDir: v.nullable(pathText) });
 /** random: any dataset image; pick: ask the user; path: a dataset image the panel already shows. */
-export interface QueryRequest { v: number; type: 'query'; source: 'random' | 'pick' | 'path'; path?: string }
-export interface OpenImageRequest { v: number; type: 'openImage'; path: string }
-/** Sent after the charts drew new data: what a person would see as points on the curves. */
-export interface RenderedReport { v: number; type: 'rendered'; stepPoints: number; epochPoints: number; comparePoints: number }
+const QueryRequestSchema = v.variant('source', [
+  versioned('query', { source: v.picklist(['random', 'pick']) }),
+  v.object({
+    v: v.literal(WEBVIEW_PROTOCOL_VERSION), type: v.literal('query'), source: v.literal('path'), path: pathText,
+  }, 'a query from source "path" needs a path'),
+]);
+const OpenImageRequestSchema = versioned('openImage', { path: pathText });
+/**
+ * Sent after the charts drew new data: what a person would see as points on the curves, and the
+ * latest record of each kind the panel holds (one at most per kind).
+ */
+const RenderedReportSchema = versioned('rendered', {
+  stepPoints: count, epochPoints: count, comparePoints: count, latest: v.pipe(records, v.maxLength(3)),
+});
 /** Sent once the gallery's thumbnails finished loading (or failing to). */
-export interface GalleryRenderedReport { v: number; type: 'galleryRendered'; query: string; images: number; loaded: number; failed: number }
-export interface WebviewLogMessage { v: number; type: 'log'; level: 'warn' | 'error'; message: string }
+const GalleryRenderedReportSchema = versioned('galleryRendered', { query: text, images: count, loaded: count, failed: count });
+const WebviewLogMessageSchema = versioned('log', { level: v.picklist(['warn', 'error']), message: v.pipe(text, v.maxLength(10_000)) });
 
-export type FromWebviewMessage =
-  | ReadyMessage | CompareRequest | QueryRequest | OpenImageRequest | RenderedReport | GalleryRenderedReport
-  | WebviewLogMessage;
+const FromWebviewSchema = v.variant('type', [
+  ReadyMessageSchema, CompareRequestSchema, QueryRequestSchema, OpenImageRequestSchema, RenderedReportSchema,
+  GalleryRenderedReportSchema, WebviewLogMessageSchema,
+]);
+
+export type QueryRequest = v.InferOutput<typeof QueryRequestSchema>;
+export type RenderedReport = v.InferOutput<typeof RenderedReportSchema>;
+export type GalleryRenderedReport = v.InferOutput<typeof GalleryRenderedReportSchema>;
+export type FromWebviewMessage = v.InferOutput<typeof FromWebviewSchema>;
 
 // ---- validation ----------------------------------------------------------------------------
 
-export class WebviewProtocolError extends Error {}
-
-type Check = (value: unknown) => boolean;
-const isString: Check = (v) => typeof v === 'string';
-const isNumber: Check = (v) => typeof v === 'number';
-const isCount: Check = (v) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
-const isFinite: Check = (v) => typeof v === 'number' && Number.isFinite(v);
-const nullable = (check: Check): Check => (v) => v === null || check(v);
-const optional = (check: Check): Check => (v) => v === undefined || check(v);
-const oneOf = (...allowed: string[]): Check => (v) => typeof v === 'string' && allowed.includes(v);
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const arrayOf = (check: Check, maxLength = Number.MAX_SAFE_INTEGER): Check =>
-  (v) => Array.isArray(v) && v.length <= maxLength && v.every(check);
-const shaped = (shape: Record<string, Check>): Check =>
-  (v) => isObject(v) && Object.entries(shape).every(([field, check]) => check(v[field]));
-
-const RUN_STATUSES = ['running', 'completed', 'stopped', 'failed', 'interrupted'];
-
-const isRunView = shaped({
-  runDir: isString, id: isString, name: isString, datasetRoot: isString, status: oneOf(...RUN_STATUSES),
-  step: isCount, epoch: isCount, epochs: isCount, batchesPerEpoch: nullable(isCount), backend: isString,
-  preset: isString, message: nullable(isString), etaSeconds: nullable(isFinite),
-});
-// loss may be NaN (the engine reports a diverged step before stopping), so only `number`.
-const isMetricRecord: Check = (v) => isObject(v) && isCount(v.step) && isCount(v.epoch) && (
-  (v.kind === 'step' && isNumber(v.loss) && isNumber(v.lr)) ||
-  (v.kind === 'eval' && isNumber(v.knnTop1)) ||
-  (v.kind === 'epoch' && isNumber(v.meanLoss) && isNumber(v.lr) && isNumber(v.zStd) && isNumber(v.zStdReference) &&
-    nullable(isNumber)(v.knnTop1) && isNumber(v.imagesPerSecond) && isNumber(v.seconds)));
-const isCompareOption = shaped({ runDir: isString, label: isString });
-const isGalleryImage = shaped({ path: isString, src: isString, label: nullable(isString), score: nullable(isNumber) });
-
-const TO_WEBVIEW: Record<ToWebviewMessage['type'], Record<string, Check>> = {
-  init: { run: isRunView, history: arrayOf(isMetricRecord), compareOptions: arrayOf(isCompareOption), galleryQuery: nullable(isString) },
-  history: { records: arrayOf(isMetricRecord) },
-  append: { records: arrayOf(isMetricRecord) },
-  status: { run: isRunView },
-  compareOptions: { options: arrayOf(isCompareOption) },
-  compareSeries: { runDir: nullable(isString), label: isString, steps: arrayOf(isFinite), losses: arrayOf(isNumber) },
-  galleryBusy: { text: isString },
-  gallery: { query: isGalleryImage, neighbours: arrayOf(isGalleryImage, 1000), checkpointStep: nullable(isCount) },
-  galleryError: { message: isString },
-};
-
-// Paths from the webview are bounded here and resolved against the dataset root by pathGuard.ts.
-const MAX_PATH_LENGTH = 4096;
-const isPathText: Check = (v) => typeof v === 'string' && v.length > 0 && v.length <= MAX_PATH_LENGTH;
-
-const FROM_WEBVIEW: Record<FromWebviewMessage['type'], Record<string, Check>> = {
-  ready: {},
-  compare: { runDir: nullable(isPathText) },
-  query: { source: oneOf('random', 'pick', 'path'), path: optional(isPathText) },
-  openImage: { path: isPathText },
-  rendered: { stepPoints: isCount, epochPoints: isCount, comparePoints: isCount },
-  galleryRendered: { query: isString, images: isCount, loaded: isCount, failed: isCount },
-  log: { level: oneOf('warn', 'error'), message: (v) => typeof v === 'string' && v.length <= 10_000 },
-};
-
-function validate<T>(raw: unknown, shapes: Record<string, Record<string, Check>>, side: string): T {
-  if (!isObject(raw)) throw new WebviewProtocolError(`${side} message is not an object`);
-  if (raw.v !== WEBVIEW_PROTOCOL_VERSION) {
-    throw new WebviewProtocolError(`${side} message has protocol version ${JSON.stringify(raw.v)}, expected ${WEBVIEW_PROTOCOL_VERSION}`);
-  }
-  const type = raw.type;
-  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(shapes, type)) {
-    throw new WebviewProtocolError(`unknown ${side} message type ${JSON.stringify(type)}`);
-  }
-  for (const [field, check] of Object.entries(shapes[type])) {
-    if (!check(raw[field])) throw new WebviewProtocolError(`${side} message "${type}": field "${field}" is malformed`);
-  }
-  if (type === 'query' && raw.source === 'path' && raw.path === undefined) {
-    throw new WebviewProtocolError(`${side} message "query": source "path" needs a path`);
-  }
-  return raw as T;
-}
-
 /** Validates what the extension receives from the panel. Throws WebviewProtocolError. */
 export function parseFromWebview(raw: unknown): FromWebviewMessage {
-  return validate<FromWebviewMessage>(raw, FROM_WEBVIEW, 'webview');
+  return protocol.parse(FromWebviewSchema, raw, 'webview');
 }
 
 /** Validates what the panel receives from the extension. Throws WebviewProtocolError. */
 export function parseToWebview(raw: unknown): ToWebviewMessage {
-  return validate<ToWebviewMessage>(raw, TO_WEBVIEW, 'extension');
+  return protocol.parse(ToWebviewSchema, raw, 'extension');
 }
 
-/** A message without its version field (distributes over the union, member by member). */
-export type WebviewMessageBody<T> = T extends unknown ? Omit<T, 'v'> : never;
+export type WebviewMessageBody<T> = MessageBody<T>;
 
-/** Builds a message with the version filled in. */
-export function webviewMessage<B extends WebviewMessageBody<ToWebviewMessage | FromWebviewMessage>>(body: B): B & { v: number } {
-  return { v: WEBVIEW_PROTOCOL_VERSION, ...body };
+/** Builds a message with the version filled in; the body is checked against the message types. */
+export function webviewMessage<B extends MessageBody<ToWebviewMessage | FromWebviewMessage>>(body: B): B & { v: typeof WEBVIEW_PROTOCOL_VERSION } {
+  return protocol.stamp(body);
 }

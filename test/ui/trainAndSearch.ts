@@ -12,7 +12,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Frame, Page } from 'playwright-core';
 import { startCodeServer, writeUserSettings, type RunningCodeServer } from '../../scripts/vscode/codeServer';
-import { defaultRunsDir, listRuns, readStatus } from '../../src/training/runStore';
+import { defaultRunsDir, listRuns, readStatus } from '../../src/training/run/runStore';
 import { launchChromium } from '../../scripts/vscode/chromium';
 import { openWorkbench, runCommandFromPalette, waitForNotification } from '../../scripts/vscode/runUiTest';
 import { makeLabelledFolder } from '../vscode/suite/fixtures';

@@ -11,9 +11,9 @@ import {
   sampleViewParams,
   type AugmentConfig,
   type ViewParams,
-} from '../../src/training/augment';
-import type { DecodedImage } from '../../src/training/imageDecode';
-import { Rng } from '../../src/training/rng';
+} from '../../src/training/data/augment';
+import type { DecodedImage } from '../../src/training/data/imageDecode';
+import { Rng } from '../../src/training/data/rng';
 
 function noiseImage(width: number, height: number, seed = 1): DecodedImage {
   const rng = new Rng(seed);

@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend, WASM_DIR_ENV } from '../../src/training/backend';
+import { selectBackend, WASM_DIR_ENV } from '../../src/training/tfjs/backend';
 
 const run = promisify(execFile);
 
@@ -21,7 +21,7 @@ function isInstalled(packageName: string): boolean {
 const nodeBackendInstalled = isInstalled('@tensorflow/tfjs-node') || isInstalled('@tensorflow/tfjs-node-gpu');
 
 const REPO_ROOT = path.resolve(__dirname, '../../..');
-const BACKEND_MODULE = path.resolve(__dirname, '../../src/training/backend.js');
+const BACKEND_MODULE = path.resolve(__dirname, '../../src/training/tfjs/backend.js');
 
 /** Runs selectBackend('wasm') in a fresh process (wasm loads once per process) and reports the outcome. */
 async function selectWasmInChild(env: NodeJS.ProcessEnv, setup = ''): Promise<string> {

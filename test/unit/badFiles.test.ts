@@ -7,13 +7,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFileSync, fork } from 'child_process';
 import sharp from 'sharp';
-import { selectBackend } from '../../src/training/backend';
+import { selectBackend } from '../../src/training/tfjs/backend';
 import { StopSignal, startTraining } from '../../src/training/trainer';
-import { readMetrics, type MetricRecord } from '../../src/training/runStore';
+import { readMetrics } from '../../src/training/run/runStore';
+import { resolveConfig } from '../../src/training/config';
 import { loadIndex } from '../../src/training/retrieval/embeddingIndex';
 import { embedRun, findSimilar } from '../../src/training/retrieval/service';
-import { message, type DoneMessage, type EngineMessage, type WarningMessage } from '../../src/training/protocol';
-import { Rng } from '../../src/training/rng';
+import { message, type MetricRecord, type DoneMessage, type EngineMessage, type WarningMessage } from '../../src/training/protocol';
+import { Rng } from '../../src/training/data/rng';
 import { pngClaiming } from './craftedImages';
 
 /** A model small enough to step in milliseconds, with every component of the real one. */
@@ -145,7 +146,7 @@ describe('bad files', function () {
   after(() => fs.rmSync(corpus.root, { recursive: true, force: true }));
 
   it('trains an epoch: oddities are used, each unusable file is skipped with one warning naming it and why', async () => {
-    const done = await startTraining({ folder: corpus.root, preset: 'tiny', overrides: SMALL }, (m) => trainingMessages.push(m), new StopSignal());
+    const done = await startTraining({ folder: corpus.root, config: resolveConfig('tiny', SMALL) }, (m) => trainingMessages.push(m), new StopSignal());
     runDir = done.runDir;
     assert.strictEqual(done.status, 'completed', JSON.stringify(trainingMessages.filter((m) => m.type === 'warning')));
 
@@ -231,7 +232,7 @@ describe('bad files', function () {
       fs.writeFileSync(unreadable, await rgb(500).png().toBuffer());
       fs.chmodSync(unreadable, 0o000);
       fs.chmodSync(folder, 0o777); // the engine writes its run folder here, whoever it runs as
-      const messages = await runEngine(message({ type: 'train', folder, preset: 'tiny', overrides: SMALL }), asRoot ? NOBODY : undefined);
+      const messages = await runEngine(message({ type: 'train', folder, config: resolveConfig('tiny', SMALL) }), asRoot ? NOBODY : undefined);
       const done = messages.find((m): m is DoneMessage => m.type === 'done');
       assert.ok(done, JSON.stringify(messages.filter((m) => m.type === 'error' || m.type === 'warning')));
       assert.strictEqual(done.status, 'completed');

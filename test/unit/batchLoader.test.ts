@@ -4,11 +4,11 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { centerView, defaultAugmentConfig, type AugmentConfig } from '../../src/training/augment';
-import { loaderThreadCount, loadEvalBatch, TwoViewLoader, type LoaderWarning, type TwoViewBatch, type TwoViewLoaderOptions } from '../../src/training/batchLoader';
+import { centerView, defaultAugmentConfig, type AugmentConfig } from '../../src/training/data/augment';
+import { loaderThreadCount, loadEvalBatch, TwoViewLoader, type LoaderWarning, type TwoViewBatch, type TwoViewLoaderOptions } from '../../src/training/data/batchLoader';
 import { resolveConfig } from '../../src/training/config';
-import type { ImageRecord } from '../../src/training/dataset';
-import { DecodedImageCache, decodeImage } from '../../src/training/imageDecode';
+import type { ImageRecord } from '../../src/training/data/dataset';
+import { DecodedImageCache, decodeImage } from '../../src/training/data/imageDecode';
 
 const SIZE = 16;
 const IMAGE_COUNT = 23;
@@ -169,8 +169,8 @@ describe('TwoViewLoader', () => {
     // The main thread blocks (as a synchronous training step does) while prefetched batches come
     // back; close() then receives them during terminate(). Node must not exit before it resolves.
     const script = `
-      const { TwoViewLoader } = require(${JSON.stringify(require.resolve('../../src/training/batchLoader'))});
-      const { defaultAugmentConfig } = require(${JSON.stringify(require.resolve('../../src/training/augment'))});
+      const { TwoViewLoader } = require(${JSON.stringify(require.resolve('../../src/training/data/batchLoader'))});
+      const { defaultAugmentConfig } = require(${JSON.stringify(require.resolve('../../src/training/data/augment'))});
       const records = ${JSON.stringify(records)};
       (async () => {
         const loader = new TwoViewLoader(records, { augment: defaultAugmentConfig(${SIZE}), batchSize: ${BATCH}, seed: 1, maxCachedImages: 100, prefetch: 3 });

@@ -1,5 +1,10 @@
 import * as assert from 'assert';
-import { resolveConfig, PRESETS } from '../../src/training/config';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { resolveConfig, PRESETS, AUGMENTATION_FIELDS } from '../../src/training/config';
+import { augmentConfigFor, defaultAugmentConfig } from '../../src/training/data/augment';
+import { readRun, RUN_FILE } from '../../src/training/run/runStore';
 
 describe('training config', () => {
   it('has the presets of the issue', () => {
@@ -19,5 +24,37 @@ describe('training config', () => {
     assert.throws(() => resolveConfig('tiny', { backend: 'tpu' }), /backend must be one of/);
     assert.throws(() => resolveConfig('tiny', { colour: 1 }), /Unknown config field "colour"/);
     assert.throws(() => resolveConfig('huge' as never), /Unknown preset "huge"/);
+  });
+
+  it('holds the augmentation: recipe defaults, blur by image size unless set, validated like any field', () => {
+    const tiny = resolveConfig('tiny');
+    assert.deepStrictEqual(AUGMENTATION_FIELDS.map((f) => tiny[f]), [0.2, 1, 1, 0.8, 0.2, 0, 0.5]);
+    assert.strictEqual(resolveConfig('tiny', { imageSize: 96 }).blurP, 0.5, 'blur follows the size');
+    assert.strictEqual(resolveConfig('imagenet', { blurP: 0.1 }).blurP, 0.1, 'unless set');
+    assert.deepStrictEqual(augmentConfigFor(resolveConfig('imagenet')), defaultAugmentConfig(224), 'the recipe is the default');
+    const custom = augmentConfigFor(resolveConfig('tiny', { cropScaleMin: 0.5, colorJitter: 0.5, colorJitterP: 1, grayscaleP: 0, flipP: 0 }));
+    assert.deepStrictEqual([custom.cropScale, custom.jitter, custom.jitterP, custom.grayscaleP, custom.flipP],
+      [[0.5, 1], { brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.05 }, 1, 0, 0]);
+    assert.throws(() => resolveConfig('tiny', { cropScaleMin: 0 }), /cropScaleMin must be a fraction/);
+    assert.throws(() => resolveConfig('tiny', { flipP: 1.5 }), /flipP must be a probability/);
+    assert.throws(() => resolveConfig('tiny', { cropScaleMin: 0.8, cropScaleMax: 0.5 }), /cropScaleMin \(0\.8\) must not exceed cropScaleMax/);
+  });
+
+  it('reads a run.json from before the augmentation was recorded with the recipe it trained with, and refuses a bad one by name', () => {
+    const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'simsiam-config-'));
+    try {
+      const config: Record<string, unknown> = { ...resolveConfig('imagenet') };
+      for (const field of AUGMENTATION_FIELDS) delete config[field];
+      const record = { id: 'r', name: 'r', createdAt: '2026-01-01T00:00:00Z', config, backend: 'wasm',
+        dataset: { root: '/data', trainImages: 1, testImages: 0, classes: [] } };
+      fs.writeFileSync(path.join(runDir, RUN_FILE), JSON.stringify(record));
+      assert.deepStrictEqual(readRun(runDir).config, resolveConfig('imagenet'));
+      fs.writeFileSync(path.join(runDir, RUN_FILE), JSON.stringify({ ...record, config: { ...config, batchSize: 'many' } }));
+      assert.throws(() => readRun(runDir), (error: Error) => error.message.includes(path.join(runDir, RUN_FILE)) && /batchSize must be/.test(error.message));
+      fs.writeFileSync(path.join(runDir, RUN_FILE), JSON.stringify({ ...record, dataset: { root: '/data' } }));
+      assert.throws(() => readRun(runDir), /run\.json is not a valid run\.json: field "dataset\.trainImages"/);
+    } finally {
+      fs.rmSync(runDir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,12 +1,12 @@
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/training/backend';
+import { selectBackend } from '../../src/training/tfjs/backend';
 import { resolveConfig } from '../../src/training/config';
 import { buildSimSiam } from '../../src/training/model/simsiam';
 import { SgdMomentum } from '../../src/training/optimizer';
 import { computeGradients, readAndDispose, parametersOf, parameterGroups } from '../../src/training/step';
-import { DataParallelTrainer, flatten, replicaCount, unflatten } from '../../src/training/dataParallel';
-import { Rng } from '../../src/training/rng';
+import { DataParallelTrainer, flatten, replicaCount, unflatten } from '../../src/training/tfjs/dataParallel';
+import { Rng } from '../../src/training/data/rng';
 
 const CONFIG = resolveConfig('tiny', {
   imageSize: 16, batchSize: 16, widthMultiplier: 0.125, projectorDim: 32, predictorHiddenDim: 8, replicas: 2, seed: 5,

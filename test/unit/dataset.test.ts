@@ -3,7 +3,7 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { scanDataset, type DatasetScan } from '../../src/training/dataset';
+import { IMAGE_EXTENSION_NAMES, isImageFileName, labelOfRelativePath, listImageFiles, scanDataset, type DatasetScan } from '../../src/training/data/dataset';
 
 async function writePng(file: string, grey = 128): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
@@ -155,5 +155,57 @@ describe('scanDataset', () => {
     await fs.mkdir(path.join(empty, 'sub'), { recursive: true });
     await fs.writeFile(path.join(empty, 'readme.txt'), 'hi');
     await assert.rejects(scanDataset(empty, {}), (error: Error) => error.message.includes(empty) && /No images found/.test(error.message));
+  });
+});
+
+describe('dataset layout helpers (for the panel, which does not scan)', () => {
+  let root: string;
+
+  beforeEach(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'simsiam-layout-'));
+  });
+
+  afterEach(async () => {
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  const layouts: [string, string[]][] = [
+    ['class folders', ['cat/indoor', 'cat/outdoor', 'dog']],
+    ['train/test splits', ['train/cat', 'train/dog', 'test/cat', 'test/dog']],
+    ['a class named like a split folder, without splits', ['train', 'dog/old']],
+    ['unlabelled folders', ['photos/2021', 'photos/2022']],
+  ];
+  for (const [name, dirs] of layouts) {
+    it(`labels every image as the scan does, and lists the same images: ${name}`, async () => {
+      await writeImages(root, dirs, 2);
+      const scan = await scanDataset(root, { testFraction: 0.5 });
+      const records = [...scan.train, ...scan.test];
+      for (const record of records) {
+        const expected = record.label === null ? null : scan.classes[record.label];
+        assert.strictEqual(labelOfRelativePath(record.relPath, scan.classes), expected, record.relPath);
+      }
+      assert.deepStrictEqual((await listImageFiles(root, 1000)).sort(), records.map((r) => r.path).sort());
+    });
+  }
+
+  it('gives no label outside a class folder', () => {
+    assert.strictEqual(labelOfRelativePath('loose.png', ['cat', 'dog']), null);
+    assert.strictEqual(labelOfRelativePath('cat/a.png', []), null);
+    assert.strictEqual(labelOfRelativePath('bird/a.png', ['cat', 'dog']), null);
+  });
+
+  it('lists at most `limit` images, skipping what the scan skips', async () => {
+    await writeImages(root, ['a', 'b', '.simsiam/runs/r1'], 3);
+    await fs.writeFile(path.join(root, 'a', 'notes.txt'), 'not an image');
+    await fs.symlink(root, path.join(root, 'a', 'loop'), 'dir');
+    const all = await listImageFiles(root, 1000);
+    assert.strictEqual(all.length, 6);
+    assert.ok(all.every((file) => path.isAbsolute(file) && !file.includes('.simsiam') && isImageFileName(file)), all.join('\n'));
+    assert.strictEqual((await listImageFiles(root, 4)).length, 4);
+  });
+
+  it('names the image formats without dots for file dialogs', () => {
+    assert.ok(IMAGE_EXTENSION_NAMES.includes('jpg') && IMAGE_EXTENSION_NAMES.includes('tiff'));
+    assert.ok(IMAGE_EXTENSION_NAMES.every((name) => isImageFileName(`x.${name}`) && !name.startsWith('.')));
   });
 });

@@ -11,14 +11,15 @@ import { fork } from 'child_process';
 import nodeFs = require('fs');
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/training/backend';
+import { selectBackend } from '../../src/training/tfjs/backend';
 import { StopSignal, startTraining, resumeTraining } from '../../src/training/trainer';
-import { loadCheckpoint, readCheckpointPointer } from '../../src/training/checkpoint';
-import { listRuns, readMetrics, readStatus, type MetricRecord } from '../../src/training/runStore';
+import { loadCheckpoint } from '../../src/training/run/checkpoint';
+import { listRuns, readCheckpointPointer, readMetrics, readStatus } from '../../src/training/run/runStore';
+import { resolveConfig } from '../../src/training/config';
 import { INDEX_DIR, loadIndex } from '../../src/training/retrieval/embeddingIndex';
 import { embedRun } from '../../src/training/retrieval/service';
-import { message, type EngineMessage, type StartedMessage } from '../../src/training/protocol';
-import { Rng } from '../../src/training/rng';
+import { message, type EngineMessage, type EpochRecord, type StartedMessage } from '../../src/training/protocol';
+import { Rng } from '../../src/training/data/rng';
 
 /** A model small enough to step in milliseconds, with every component of the real one. */
 const SMALL = { imageSize: 16, batchSize: 8, widthMultiplier: 0.125, projectorDim: 32, predictorHiddenDim: 8, backend: 'wasm' };
@@ -41,9 +42,8 @@ async function makeFolder(perClass: number): Promise<string> {
   return root;
 }
 
-type EpochRecord = Extract<MetricRecord, { kind: 'epoch' }>;
-
-const stepsOf = (messages: EngineMessage[]) => messages.flatMap((m) => (m.type === 'step' ? [m.step] : []));
+const stepsOf = (messages: EngineMessage[]) => messages.flatMap((m) => (m.type === 'metric' && m.record.kind === 'step' ? [m.record.step] : []));
+const isRecord = (m: EngineMessage, kind: 'step' | 'epoch') => m.type === 'metric' && m.record.kind === kind;
 
 /** The history a complete run of `epochs` × `batchesPerEpoch` steps must have: each step and epoch once, in order. */
 function assertCompleteHistory(runDir: string, epochs: number, batchesPerEpoch: number): void {
@@ -101,8 +101,8 @@ describe('faults', function () {
       if (killNow(m)) child.kill('SIGKILL');
       if (m.type === 'done' || m.type === 'error') child.disconnect();
     });
-    child.send(message({ type: 'train', folder: killFolder, preset: 'tiny', overrides: { ...SMALL, epochs } }));
-    assert.strictEqual(await exited, 'SIGKILL', `the trainer was killed, not finished: ${JSON.stringify(seen.filter((m) => m.type !== 'step'))} ${stderr}`);
+    child.send(message({ type: 'train', folder: killFolder, config: resolveConfig('tiny', { ...SMALL, epochs }) }));
+    assert.strictEqual(await exited, 'SIGKILL', `the trainer was killed, not finished: ${JSON.stringify(seen.filter((m) => !isRecord(m, 'step')))} ${stderr}`);
 
     const { runDir, batchesPerEpoch } = seen.find((m): m is StartedMessage => m.type === 'started')!;
     assert.strictEqual(readStatus(runDir).status, 'interrupted');
@@ -135,7 +135,7 @@ describe('faults', function () {
     let stepsSinceCheckpoint = 0;
     const { lastStepSeen, batchesPerEpoch } = await killThenResume((m) => {
       if (m.type === 'checkpoint') checkpointed = true;
-      return m.type === 'step' && checkpointed && ++stepsSinceCheckpoint === 3;
+      return isRecord(m, 'step') && checkpointed && ++stepsSinceCheckpoint === 3;
     });
     assert.ok(lastStepSeen % batchesPerEpoch !== 0, `killed mid-epoch (last step seen ${lastStepSeen} of ${batchesPerEpoch} per epoch)`);
   });
@@ -145,8 +145,44 @@ describe('faults', function () {
     // usually lands first (then the flushed records of epoch 2 outlive their checkpoint), and the
     // history must come out the same either way.
     let epochsSeen = 0;
-    const { resumedFrom, batchesPerEpoch } = await killThenResume((m) => m.type === 'epoch' && ++epochsSeen === 2);
+    const { resumedFrom, batchesPerEpoch } = await killThenResume((m) => isRecord(m, 'epoch') && ++epochsSeen === 2);
     assert.ok([batchesPerEpoch, 2 * batchesPerEpoch].includes(resumedFrom), `resumed from step ${resumedFrom}`);
+  });
+
+  /**
+   * Trains in an engine process with one training thread, and asks it to stop (`how`) once the
+   * first step is reported; returns that step and where the run stopped.
+   */
+  async function stopAfterFirstStep(how: (child: ReturnType<typeof fork>) => void): Promise<{ first: number; done: EngineMessage | undefined; status: string }> {
+    const child = fork(ENGINE_PROCESS, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const seen: EngineMessage[] = [];
+    let first = -1;
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    child.on('message', (m: EngineMessage) => {
+      seen.push(m);
+      if (first < 0 && isRecord(m, 'step')) {
+        first = stepsOf([m])[0];
+        how(child);
+      }
+      if ((m.type === 'done' || m.type === 'error') && child.connected) child.disconnect();
+    });
+    child.send(message({ type: 'train', folder: killFolder, config: resolveConfig('tiny', { ...SMALL, epochs: 1, replicas: 1 }) }));
+    await exited;
+    const started = seen.find((m): m is StartedMessage => m.type === 'started')!;
+    return { first, done: seen.find((m) => m.type === 'done' || m.type === 'error'), status: readStatus(started.runDir).status };
+  }
+
+  it('a stop request lands within a step with one training thread, by message and by SIGTERM', async () => {
+    for (const [how, stop] of [
+      ['stop message', (child: ReturnType<typeof fork>) => child.send(message({ type: 'stop' }))],
+      ['SIGTERM', (child: ReturnType<typeof fork>) => child.kill('SIGTERM')],
+    ] as const) {
+      const { first, done, status } = await stopAfterFirstStep(stop);
+      assert.ok(done?.type === 'done' && done.status === 'stopped', `${how}: ${JSON.stringify(done)}`);
+      // The request arrives while step first + 1 may already be running; it must not wait for the epoch's 10 steps.
+      assert.ok(done.step <= first + 2, `${how}: asked to stop after step ${first}, stopped at step ${done.step}`);
+      assert.strictEqual(status, 'stopped', how);
+    }
   });
 
   it('a checkpoint that cannot be written (disk full mid-file) keeps the previous one loadable and names the folder', async () => {
@@ -168,7 +204,7 @@ describe('faults', function () {
     const tensorsBefore = tf.memory().numTensors;
     try {
       await assert.rejects(
-        startTraining({ folder, preset: 'tiny', overrides: { ...SMALL, epochs: 3 } }, (m) => {
+        startTraining({ folder, config: resolveConfig('tiny', { ...SMALL, epochs: 3 }) }, (m) => {
           if (m.type === 'checkpoint' && firstCheckpoint < 0) {
             firstCheckpoint = m.step;
             armed = true;
@@ -207,7 +243,7 @@ describe('faults', function () {
     let firstCheckpoint = -1;
     let runDir = '';
     await assert.rejects(
-      startTraining({ folder, preset: 'tiny', overrides: { ...SMALL, epochs: 3 } }, (m) => {
+      startTraining({ folder, config: resolveConfig('tiny', { ...SMALL, epochs: 3 }) }, (m) => {
         if (m.type === 'started') runDir = m.runDir;
         if (m.type === 'checkpoint' && firstCheckpoint < 0) {
           firstCheckpoint = m.step;
@@ -228,7 +264,7 @@ describe('faults', function () {
   it('an index that cannot be written (ENOSPC from /dev/full) keeps the previous index and names the folder', async () => {
     const folder = await makeFolder(8);
     folders.push(folder);
-    const { runDir } = await startTraining({ folder, preset: 'tiny', overrides: { ...SMALL, epochs: 1 } }, () => undefined, new StopSignal());
+    const { runDir } = await startTraining({ folder, config: resolveConfig('tiny', { ...SMALL, epochs: 1 }) }, () => undefined, new StopSignal());
     const first = await embedRun(runDir, () => undefined);
     const before = loadIndex(runDir);
     assert.ok(before);

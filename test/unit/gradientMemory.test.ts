@@ -16,8 +16,8 @@ function runComparison(): Outcome {
   const script = `
     const tf = require('@tensorflow/tfjs');
     require('@tensorflow/tfjs-backend-wasm');
-    const { registerWasmGradientKernels } = require(${requireOf('../../src/training/wasmGradients')});
-    const { releaseGradientInputsEarly } = require(${requireOf('../../src/training/gradientMemory')});
+    const { registerWasmGradientKernels } = require(${requireOf('../../src/training/tfjs/wasmGradients')});
+    const { releaseGradientInputsEarly } = require(${requireOf('../../src/training/tfjs/gradientMemory')});
     const { resolveConfig } = require(${requireOf('../../src/training/config')});
     const { buildSimSiam } = require(${requireOf('../../src/training/model/simsiam')});
     const { computeGradients, parametersOf } = require(${requireOf('../../src/training/step')});

@@ -3,7 +3,7 @@ import { promises as fs } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { DecodedImageCache, decodeImage, ImageDecodeError, type DecodedImage } from '../../src/training/imageDecode';
+import { DecodedImageCache, decodeImage, ImageDecodeError, type DecodedImage } from '../../src/training/data/imageDecode';
 import { pngClaiming } from './craftedImages';
 
 function pixel(image: DecodedImage, x: number, y: number): number[] {

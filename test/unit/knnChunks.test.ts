@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { knnAccuracy } from '../../src/training/monitor';
 import { l2Normalize } from '../../src/training/loss';
-import { Rng } from '../../src/training/rng';
+import { Rng } from '../../src/training/data/rng';
 
 /** The InstDisc weighted kNN prediction of one query, by brute force in plain JS. */
 function referencePrediction(bank: Float32Array, bankLabels: Int32Array, query: Float32Array, dims: number,

@@ -2,9 +2,10 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { selectBackend } from '../../src/training/backend';
+import { selectBackend } from '../../src/training/tfjs/backend';
 import { StopSignal, startTraining } from '../../src/training/trainer';
-import type { EngineMessage, EpochMessage } from '../../src/training/protocol';
+import { resolveConfig } from '../../src/training/config';
+import type { EngineMessage, EpochRecord } from '../../src/training/protocol';
 
 const SAMPLE = path.join(__dirname, '..', '..', '..', 'sample', 'fashion-mnist');
 
@@ -27,11 +28,11 @@ describe('learning on real images (Fashion-MNIST sample)', function () {
     try {
       copySubset(folder, 'train', 30);
       copySubset(folder, 'test', 5);
-      const epochs: EpochMessage[] = [];
+      const epochs: EpochRecord[] = [];
       let initialKnn: number | null = null;
-      await startTraining({ folder, preset: 'tiny', overrides: { epochs: 5, batchSize: 32, seed: 0 } }, (m: EngineMessage) => {
-        if (m.type === 'epoch') epochs.push(m);
-        if (m.type === 'started') initialKnn = m.initialKnnTop1;
+      await startTraining({ folder, config: resolveConfig('tiny', { epochs: 5, batchSize: 32, seed: 0 }) }, (m: EngineMessage) => {
+        if (m.type === 'metric' && m.record.kind === 'epoch') epochs.push(m.record);
+        if (m.type === 'metric' && m.record.kind === 'eval' && m.record.step === 0) initialKnn = m.record.knnTop1;
       }, new StopSignal());
       // SimSiam warms up slowly: on 300 images the kNN accuracy after a few epochs can sit at the
       // untrained network's, so it is reported, not asserted.

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import { collapseStd, knnAccuracy } from '../../src/training/monitor';
 import { l2Normalize } from '../../src/training/loss';
-import { Rng } from '../../src/training/rng';
+import { Rng } from '../../src/training/data/rng';
 
 describe('monitors', () => {
   before(async () => {

@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Rng } from '../../src/training/rng';
+import { Rng } from '../../src/training/data/rng';
 import { csvField, formatFloat32, npyHeader, writeCsv, writeLines } from '../../src/training/retrieval/exportFormats';
 
 /** Reads back what npyHeader wrote: version, header text, and where the data starts. */

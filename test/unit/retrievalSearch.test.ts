@@ -1,7 +1,7 @@
 import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/training/backend';
-import { Rng } from '../../src/training/rng';
+import { selectBackend } from '../../src/training/tfjs/backend';
+import { Rng } from '../../src/training/data/rng';
 import { topK, UnionFind, VectorIndex, type Match } from '../../src/training/retrieval/search';
 
 function gaussian(rng: Rng): number {

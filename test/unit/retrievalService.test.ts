@@ -7,10 +7,10 @@ import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type TrainConfig } from '../../src/training/config';
 import { buildSimSiam } from '../../src/training/model/simsiam';
-import { saveCheckpoint } from '../../src/training/checkpoint';
-import { createRunDir, writeJsonAtomic, writeStatus, RUN_FILE, type RunRecord } from '../../src/training/runStore';
-import { Rng } from '../../src/training/rng';
-import type { EngineMessage } from '../../src/training/protocol';
+import { saveCheckpoint } from '../../src/training/run/checkpoint';
+import { createRunDir, writeJsonAtomic, writeStatus, RUN_FILE, type RunRecord } from '../../src/training/run/runStore';
+import { Rng } from '../../src/training/data/rng';
+import { PROTOCOL_VERSION, type EngineMessage } from '../../src/training/protocol';
 import { INDEX_DIR, loadIndex } from '../../src/training/retrieval/embeddingIndex';
 import {
   embedRun, exportEmbeddings, findDuplicates, findSimilar, handleRetrievalRequest,
@@ -95,7 +95,7 @@ describe('retrieval service', function () {
     assert.deepStrictEqual(result, { images: 11, reembedded: 11 });
     const progress = messages.filter((m) => m.type === 'progress');
     assert.ok(progress.length >= 2 && progress.at(-1)!.type === 'progress');
-    assert.deepStrictEqual(progress.at(-1), { v: 1, type: 'progress', task: 'embed', done: 11, total: 11 });
+    assert.deepStrictEqual(progress.at(-1), { v: PROTOCOL_VERSION, type: 'progress', task: 'embed', done: 11, total: 11 });
 
     const { manifest, vectors } = storedIndex(fixture.runDir);
     assert.strictEqual(manifest.checkpoint.step, 10);
@@ -266,10 +266,10 @@ describe('retrieval service', function () {
 
   it('answers embed and similar requests of the engine process with result messages', async () => {
     const { messages, emit } = collect();
-    await handleRetrievalRequest({ v: 1, type: 'embed', runDir: fixture.runDir }, emit);
-    assert.deepStrictEqual(messages.at(-1), { v: 1, type: 'embedResult', runDir: fixture.runDir, images: 11, reembedded: 0 });
+    await handleRetrievalRequest({ v: PROTOCOL_VERSION, type: 'embed', runDir: fixture.runDir }, emit);
+    assert.deepStrictEqual(messages.at(-1), { v: PROTOCOL_VERSION, type: 'embedResult', runDir: fixture.runDir, images: 11, reembedded: 0 });
     const query = path.join(fixture.data, 'a', 'img0.png');
-    await handleRetrievalRequest({ v: 1, type: 'similar', runDir: fixture.runDir, image: query, k: 2 }, emit);
+    await handleRetrievalRequest({ v: PROTOCOL_VERSION, type: 'similar', runDir: fixture.runDir, image: query, k: 2 }, emit);
     const result = messages.at(-1)!;
     assert.ok(result.type === 'similarResult' && result.query === query && result.neighbours.length === 2);
   });

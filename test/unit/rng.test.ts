@@ -1,5 +1,5 @@
 import * as assert from 'assert';
-import { deriveSeed, Rng } from '../../src/training/rng';
+import { deriveSeed, Rng } from '../../src/training/data/rng';
 
 function draws(rng: Rng, count: number): number[] {
   return Array.from({ length: count }, () => rng.next());

@@ -4,14 +4,14 @@ import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/training/backend';
+import { selectBackend } from '../../src/training/tfjs/backend';
 import { resolveConfig, type TrainConfig } from '../../src/training/config';
 import { buildSimSiam } from '../../src/training/model/simsiam';
 import { SgdMomentum } from '../../src/training/optimizer';
 import { StopSignal, startTraining, resumeTraining } from '../../src/training/trainer';
 import { trainStep } from '../../src/training/step';
-import { loadCheckpoint, saveCheckpoint, readCheckpointPointer } from '../../src/training/checkpoint';
-import { readMetrics, readStatus, listRuns } from '../../src/training/runStore';
+import { loadCheckpoint, saveCheckpoint } from '../../src/training/run/checkpoint';
+import { readCheckpointPointer, readMetrics, readStatus, listRuns } from '../../src/training/run/runStore';
 import type { EngineMessage } from '../../src/training/protocol';
 
 /** A model small enough to step in milliseconds, with every component of the real one. */
@@ -138,7 +138,7 @@ describe('trainer', function () {
   it('resumes to the same result: 2 epochs ≡ 1½ epochs, stop, resume (same seed)', async () => {
     const folder = await makeFolder(16);
     folders.push(folder);
-    const request = { folder, preset: 'tiny', overrides: { ...SMALL, seed: 3 } };
+    const request = { folder, config: resolveConfig('tiny', { ...SMALL, seed: 3 }) };
     const straight = await startTraining({ ...request, name: 'straight' }, () => undefined, new StopSignal());
     assert.strictEqual(straight.status, 'completed');
 
@@ -146,7 +146,7 @@ describe('trainer', function () {
     const messages: EngineMessage[] = [];
     const stopped = await startTraining({ ...request, name: 'interrupted' }, (m) => {
       messages.push(m);
-      if (m.type === 'step' && m.step === 4) stop.request(); // mid second epoch (3 steps per epoch)
+      if (m.type === 'metric' && m.record.kind === 'step' && m.record.step === 4) stop.request(); // mid second epoch (3 steps per epoch)
     }, stop);
     assert.strictEqual(stopped.status, 'stopped');
     assert.strictEqual(stopped.step, 4);
@@ -177,7 +177,7 @@ describe('trainer', function () {
     folders.push(folder);
     const messages: EngineMessage[] = [];
     await assert.rejects(
-      startTraining({ folder, preset: 'tiny', overrides: { ...SMALL, epochs: 30, baseLr: 1e30 } }, collect(messages), new StopSignal()),
+      startTraining({ folder, config: resolveConfig('tiny', { ...SMALL, epochs: 30, baseLr: 1e30 })}, collect(messages), new StopSignal()),
       /Loss became NaN at step \d+ .*training stopped/);
     const runDir = listRuns(path.join(folder, '.simsiam', 'runs'))[0];
     const status = readStatus(runDir);
@@ -195,11 +195,11 @@ describe('trainer', function () {
   it('refuses an empty folder and a folder smaller than one batch, before building a model', async () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'simsiam-empty-'));
     folders.push(empty);
-    await assert.rejects(startTraining({ folder: empty, preset: 'tiny', overrides: SMALL }, () => undefined, new StopSignal()),
+    await assert.rejects(startTraining({ folder: empty, config: resolveConfig('tiny', SMALL) }, () => undefined, new StopSignal()),
       (error: Error) => error.message.includes(empty) && /no images/i.test(error.message));
     const small = await makeFolder(3);
     folders.push(small);
-    await assert.rejects(startTraining({ folder: small, preset: 'tiny', overrides: SMALL }, () => undefined, new StopSignal()),
+    await assert.rejects(startTraining({ folder: small, config: resolveConfig('tiny', SMALL) }, () => undefined, new StopSignal()),
       /fewer than one batch of 8: add images or lower the batch size/);
     assert.strictEqual(fs.existsSync(path.join(small, '.simsiam')), false, 'no run folder was created');
   });
@@ -208,7 +208,7 @@ describe('trainer', function () {
     const folder = await makeFolder(16, (root) => fs.writeFileSync(path.join(root, 'dots', 'broken.png'), 'not a png'));
     folders.push(folder);
     const messages: EngineMessage[] = [];
-    const done = await startTraining({ folder, preset: 'tiny', overrides: { ...SMALL, epochs: 1 } }, collect(messages), new StopSignal());
+    const done = await startTraining({ folder, config: resolveConfig('tiny', { ...SMALL, epochs: 1 })}, collect(messages), new StopSignal());
     assert.strictEqual(done.status, 'completed');
     const warnings = messages.filter((m) => m.type === 'warning' && m.message.includes('broken.png'));
     assert.strictEqual(warnings.length, 1, JSON.stringify(warnings));

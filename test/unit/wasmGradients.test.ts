@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import {
   conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, preferredFilterGradFormulation,
   registerWasmGradientKernels,
-} from '../../src/training/wasmGradients';
+} from '../../src/training/tfjs/wasmGradients';
 
 type Shape4 = [number, number, number, number];
 type Padding = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];

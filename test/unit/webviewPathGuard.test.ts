@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { resolveDatasetImage, UnsafePathError, datasetRelativePath, isPathInside } from '../../src/webview/pathGuard';
+import { resolveDatasetImage, UnsafePathError, datasetRelativePath, isPathInside } from '../../src/host/panel/pathGuard';
 
 describe('webview path guard', () => {
   let base: string;

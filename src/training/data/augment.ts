@@ -19,6 +19,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { DecodedImage } from './imageDecode';
 import type { Rng } from './rng';
+import { DEFAULT_AUGMENTATION, defaultBlurP, type AugmentationSettings } from '../config';
 
 export type Rgb = [number, number, number];
 
@@ -49,21 +50,27 @@ export interface AugmentConfig {
 export const IMAGENET_MEAN: Rgb = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: Rgb = [0.229, 0.224, 0.225];
 
-/** SimSiam's recipe. Blur is off for small images (the paper's CIFAR setting drops it at 32 px). */
-export function defaultAugmentConfig(size: number, mean: Rgb = IMAGENET_MEAN, std: Rgb = IMAGENET_STD): AugmentConfig {
+/** A view's augmentation as a run's config sets it (the config's fields are docs/RECIPE.md's knobs). */
+export function augmentConfigFor(settings: AugmentationSettings, mean: Rgb = IMAGENET_MEAN, std: Rgb = IMAGENET_STD): AugmentConfig {
+  const s = settings.colorJitter;
   return {
-    size,
-    cropScale: [0.2, 1],
+    size: settings.imageSize,
+    cropScale: [settings.cropScaleMin, settings.cropScaleMax],
     cropRatio: [3 / 4, 4 / 3],
-    jitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
-    jitterP: 0.8,
-    grayscaleP: 0.2,
-    blurP: size <= 64 ? 0 : 0.5,
+    jitter: { brightness: 0.4 * s, contrast: 0.4 * s, saturation: 0.4 * s, hue: 0.1 * s },
+    jitterP: settings.colorJitterP,
+    grayscaleP: settings.grayscaleP,
+    blurP: settings.blurP,
     blurSigma: [0.1, 2],
-    flipP: 0.5,
+    flipP: settings.flipP,
     mean: [...mean],
     std: [...std],
   };
+}
+
+/** SimSiam's recipe at this size. Blur is off for small images (the paper's CIFAR setting drops it at 32 px). */
+export function defaultAugmentConfig(size: number, mean: Rgb = IMAGENET_MEAN, std: Rgb = IMAGENET_STD): AugmentConfig {
+  return augmentConfigFor({ imageSize: size, ...DEFAULT_AUGMENTATION, blurP: defaultBlurP(size) }, mean, std);
 }
 
 /**

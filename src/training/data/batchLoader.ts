@@ -16,7 +16,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { augmentView, centerView, type AugmentConfig, type Rgb } from './augment';
-import type { TrainConfig } from './config';
+import type { TrainConfig } from '../config';
 import type { ImageRecord } from './dataset';
 import { DecodedImageCache, ImageDecodeError, type DecodedImage } from './imageDecode';
 import { deriveSeed, Rng } from './rng';
@@ -177,7 +177,7 @@ export class TwoViewLoader {
     });
   }
 
-  /** See batchesPerEpoch below. */
+  /** The module's batchesPerEpoch for this loader's images: constant for its life. */
   batchesPerEpoch(): number {
     return batchesPerEpoch(this.records.length, this.batchSize);
   }

@@ -41,6 +41,8 @@ export interface ScanOptions {
 }
 
 export const IMAGE_EXTENSIONS: readonly string[] = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.bmp'];
+/** The same formats as file dialogs' filters take them: without the dot. */
+export const IMAGE_EXTENSION_NAMES: readonly string[] = IMAGE_EXTENSIONS.map((extension) => extension.slice(1));
 
 const TRAIN_SPLIT_DIR = 'train';
 /** Keeps the hold-out stream apart from the loader's (seed, epoch) shuffle streams. */
@@ -49,6 +51,38 @@ const TEST_SPLIT_DIRS = ['test', 'val'];
 
 export function isImageFileName(name: string): boolean {
   return IMAGE_EXTENSIONS.includes(path.extname(name).toLowerCase());
+}
+
+function isSplitDirName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower === TRAIN_SPLIT_DIR || TEST_SPLIT_DIRS.includes(lower);
+}
+
+/**
+ * The class name the scan gives the image at `relPath` ('/'-separated, relative to the root), by
+ * the layouts above: root/<class>/** or root/<split>/<class>/**; null for images outside a class
+ * folder, or when the dataset has no classes. A class may itself be named like a split folder;
+ * a path that fits both layouts is read as the split layout.
+ */
+export function labelOfRelativePath(relPath: string, classes: readonly string[]): string | null {
+  const parts = relPath.split('/');
+  if (parts.length > 2 && isSplitDirName(parts[0]) && classes.includes(parts[1])) return parts[1];
+  return parts.length > 1 && classes.includes(parts[0]) ? parts[0] : null;
+}
+
+/**
+ * Absolute paths of up to `limit` image files below `root`, in no particular order, skipping what
+ * the scan skips (hidden entries, links to folders, unreadable folders). Unlike the scan it does
+ * not sort or group, so a bounded sample of a huge folder stays cheap.
+ */
+export async function listImageFiles(root: string, limit: number): Promise<string[]> {
+  const walker = new ImageWalker(path.resolve(root), []);
+  const found: string[] = [];
+  for await (const relPath of walker.imagesBelow('')) {
+    if (found.length >= limit) break;
+    found.push(walker.absolute(relPath));
+  }
+  return found;
 }
 
 export async function scanDataset(root: string, options: ScanOptions = {}): Promise<DatasetScan> {
@@ -192,7 +226,7 @@ class ImageWalker {
   }
 
   record(relPath: string, label: number | null, split: 'train' | 'test'): ImageRecord {
-    return { path: path.join(this.root, ...relPath.split('/')), relPath, label, split };
+    return { path: this.absolute(relPath), relPath, label, split };
   }
 
   /** Classifies the images under `relDir`: one group per first-level subfolder that holds images, plus the loose ones. */
@@ -209,17 +243,25 @@ class ImageWalker {
     return { classNames: [...imagesByClass.keys()], imagesByClass, looseImages };
   }
 
-  /** Sorted relPaths of every image below `relDir`, depth first. */
+  /** Sorted relPaths of every image below `relDir`. */
   private async collectImages(relDir: string): Promise<string[]> {
+    const images: string[] = [];
+    for await (const relPath of this.imagesBelow(relDir)) images.push(relPath);
+    return images.sort(compareCodeUnits);
+  }
+
+  /** relPaths of every image below `relDir`, depth first, as the folders are read. */
+  async *imagesBelow(relDir: string): AsyncGenerator<string> {
     const listing = await this.listDir(this.absolute(relDir));
     if (listing === undefined) {
-      return [];
+      return;
     }
-    const images = listing.files.filter(isImageFileName).map((name) => joinRel(relDir, name));
+    for (const name of listing.files) {
+      if (isImageFileName(name)) yield joinRel(relDir, name);
+    }
     for (const name of listing.dirs) {
-      images.push(...(await this.collectImages(joinRel(relDir, name))));
+      yield* this.imagesBelow(joinRel(relDir, name));
     }
-    return images.sort(compareCodeUnits);
   }
 
   /**
@@ -263,8 +305,8 @@ class ImageWalker {
     return { files: files.sort(compareCodeUnits), dirs: dirs.sort(compareCodeUnits) };
   }
 
-  private absolute(relDir: string): string {
-    return relDir === '' ? this.root : path.join(this.root, ...relDir.split('/'));
+  absolute(relPath: string): string {
+    return relPath === '' ? this.root : path.join(this.root, ...relPath.split('/'));
   }
 }
 

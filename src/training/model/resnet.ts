@@ -1,6 +1,6 @@
 // ResNet backbones (He et al. 2016) as tfjs layers, in the torchvision layout SimSiam uses:
 // basic blocks for resnet18/34, bottlenecks for resnet50, a width multiplier, and the two stems
-// of shared/SIMSIAM.md. The output is the global-average-pooled feature vector (no classifier).
+// of docs/RECIPE.md. The output is the global-average-pooled feature vector (no classifier).
 import * as tf from '@tensorflow/tfjs';
 import type { BackboneName, StemKind } from '../config';
 import { batchNormalization } from './batchNorm';

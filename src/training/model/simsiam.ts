@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config';
 import { resnetBackbone } from './resnet';
 import { projector, predictor } from './heads';
-import { deriveSeed } from '../rng';
+import { deriveSeed } from '../data/rng';
 
 export interface SimSiamOutputs {
   /** Backbone features: the representation that is evaluated (kNN, retrieval). */

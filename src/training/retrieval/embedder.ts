@@ -3,10 +3,11 @@
 // monitor evaluates, so retrieval ranks images by exactly what the run reports on.
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { loadModel, type CheckpointPointer } from '../checkpoint';
+import { loadModel } from '../run/checkpoint';
+import type { CheckpointPointer } from '../run/runStore';
 import { embedRecords } from '../embedding';
-import { decodeImage, ImageDecodeError } from '../imageDecode';
-import type { ImageRecord } from '../dataset';
+import { decodeImage, ImageDecodeError } from '../data/imageDecode';
+import type { ImageRecord } from '../data/dataset';
 import type { EmbeddedFiles } from './embeddingIndex';
 
 export interface CheckpointModel {

@@ -9,9 +9,9 @@
 // deleted ones dropped, and everything is embedded again when the checkpoint changes.
 import * as fs from 'fs';
 import * as path from 'path';
-import { scanDataset } from '../dataset';
-import { writeFileAtomic } from '../runStore';
-import type { CheckpointPointer } from '../checkpoint';
+import { scanDataset } from '../data/dataset';
+import { writeFileAtomic } from '../run/runStore';
+import type { CheckpointPointer } from '../run/runStore';
 
 export const INDEX_DIR = 'index';
 const MANIFEST_FILE = 'manifest.json';

@@ -5,11 +5,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../backend';
-import { readCheckpointPointer, type CheckpointPointer } from '../checkpoint';
-import { readRun, RUN_FILE, type RunRecord } from '../runStore';
+import { selectBackend } from '../tfjs/backend';
+import { readCheckpointPointer, readRun, RUN_FILE, type CheckpointPointer, type RunRecord } from '../run/runStore';
+import { SkippedFiles } from '../data/skippedFiles';
 import {
-  message, type EngineMessage, type EmbedRequest, type SimilarRequest, type Neighbour,
+  message, type Emit, type EngineMessage, type EmbedRequest, type SimilarRequest, type Neighbour,
 } from '../protocol';
 import {
   assembleIndex, listDatasetFiles, loadIndex, manifestStamp, planUpdate, readManifest, writeIndex,
@@ -19,8 +19,6 @@ import { VectorIndex } from './search';
 import { DatasetWatch } from './datasetWatch';
 import { embedFiles, embedQuery, loadCheckpointModel, type CheckpointModel } from './embedder';
 import { writeCsv, writeLines, writeNpy } from './exportFormats';
-
-type Emit = (m: EngineMessage) => void;
 
 interface OpenIndex {
   stored: StoredIndex;
@@ -149,10 +147,8 @@ async function update(run: OpenRun, record: RunRecord, checkpoint: CheckpointPoi
     const total = plan.toEmbed.length;
     emit(progress('embed', 0, total));
     embedded = await embedFiles(model, plan.toEmbed, imageSize, (done) => emit(progress('embed', done, total)));
-    for (const { position, reason } of embedded.failed) {
-      const file = plan.toEmbed[position].path;
-      emit(message({ type: 'warning', message: `Skipped ${file}: ${reason}`, file }));
-    }
+    const skipped = new SkippedFiles(emit);
+    for (const { position, reason } of embedded.failed) skipped.report(plan.toEmbed[position].path, reason);
   }
   const { manifest, vectors } = assembleIndex(plan, listing, stored?.manifest ?? null, storedVectors, embedded, checkpoint, imageSize);
   const written = writeIndex(run.runDir, manifest, vectors);

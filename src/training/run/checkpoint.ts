@@ -5,12 +5,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import { CHECKPOINT_POINTER, readJson, writeJsonAtomic } from './runStore';
+import { CHECKPOINT_POINTER, readCheckpointPointer, readJson, writeJsonAtomic } from './runStore';
 
 const CHECKPOINTS_DIR = 'checkpoints';
 const KEEP_CHECKPOINTS = 2;
 
-export interface CheckpointPointer { dir: string /* relative to the run */; step: number; epoch: number }
 
 export interface LoadedCheckpoint {
   model: tf.LayersModel;
@@ -50,11 +49,6 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
     weightSpecs: modelJson.weightsManifest.flatMap((group) => group.weights),
     weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
   }));
-}
-
-export function readCheckpointPointer(runDir: string): CheckpointPointer | null {
-  const file = path.join(runDir, CHECKPOINT_POINTER);
-  return fs.existsSync(file) ? readJson<CheckpointPointer>(file) : null;
 }
 
 export async function saveCheckpoint(runDir: string, model: tf.LayersModel, optimizerState: Record<string, tf.Tensor>,

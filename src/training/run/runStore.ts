@@ -6,23 +6,35 @@
 // Nothing else is needed to list, chart, resume or query a run, by the CLI or by the extension.
 import * as fs from 'fs';
 import * as path from 'path';
-import type { RunStatus, DatasetSummary } from './protocol';
-import type { TrainConfig } from './config';
+import * as v from 'valibot';
+import { DatasetSummarySchema, type RunStatus } from '../protocol';
+import { MetricRecordSchema, type MetricRecord } from '../metrics';
+import { describeIssue } from '../versioned';
+import { storedConfig, type TrainConfig } from '../config';
 
 export const RUN_FILE = 'run.json';
 export const STATUS_FILE = 'status.json';
 export const METRICS_FILE = 'metrics.jsonl';
-/** Names the latest checkpoint folder (checkpoint.ts writes it); here so tfjs-free readers know it. */
+/** Names the latest checkpoint folder (checkpoint.ts writes it); read here so tfjs-free readers share it. */
 export const CHECKPOINT_POINTER = 'checkpoint.json';
 
-export interface RunRecord {
-  id: string;
-  name: string;
-  createdAt: string;
-  config: TrainConfig;
-  dataset: DatasetSummary;
-  backend: string;
-}
+const RunRecordSchema = v.object({
+  id: v.string(),
+  name: v.string(),
+  createdAt: v.string(),
+  config: v.unknown(),
+  dataset: DatasetSummarySchema,
+  backend: v.string(),
+});
+export type RunRecord = Omit<v.InferOutput<typeof RunRecordSchema>, 'config'> & { config: TrainConfig };
+
+const CheckpointPointerSchema = v.object({
+  /** Relative to the run folder. */
+  dir: v.string(),
+  step: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  epoch: v.pipe(v.number(), v.integer(), v.minValue(0)),
+});
+export type CheckpointPointer = v.InferOutput<typeof CheckpointPointerSchema>;
 
 export interface StatusRecord {
   status: RunStatus;
@@ -34,11 +46,6 @@ export interface StatusRecord {
   message?: string;
 }
 
-export type MetricRecord =
-  | { kind: 'step'; step: number; epoch: number; loss: number; lr: number }
-  | { kind: 'eval'; step: number; epoch: number; knnTop1: number }
-  | { kind: 'epoch'; step: number; epoch: number; meanLoss: number; lr: number; zStd: number; zStdReference: number;
-      knnTop1: number | null; imagesPerSecond: number; seconds: number; skippedFiles: number };
 
 /** Default parent of run folders: hidden inside the dataset so scans and file pickers skip it. */
 export function defaultRunsDir(datasetRoot: string): string {
@@ -113,20 +120,40 @@ export function writeStatus(runDir: string, record: Omit<StatusRecord, 'updatedA
   writeJsonAtomic(path.join(runDir, STATUS_FILE), { ...record, updatedAt: new Date().toISOString() });
 }
 
+/** Parses `file` as JSON and checks it against `schema`; an error names the file and the field. */
+function readChecked<S extends v.GenericSchema>(file: string, schema: S): v.InferOutput<S> {
+  const result = v.safeParse(schema, readJson<unknown>(file));
+  if (!result.success) throw new Error(`${file} is not a valid ${path.basename(file)}: ${describeIssue(result.issues)}.`);
+  return result.output;
+}
+
 export function readRun(runDir: string): RunRecord {
-  return readJson<RunRecord>(path.join(runDir, RUN_FILE));
+  const file = path.join(runDir, RUN_FILE);
+  const record = readChecked(file, RunRecordSchema);
+  return { ...record, config: storedConfig(record.config, file) };
+}
+
+/** The latest checkpoint, or null before the first one. */
+export function readCheckpointPointer(runDir: string): CheckpointPointer | null {
+  const file = path.join(runDir, CHECKPOINT_POINTER);
+  return fs.existsSync(file) ? readChecked(file, CheckpointPointerSchema) : null;
 }
 
 export function readMetrics(runDir: string): MetricRecord[] {
   const file = path.join(runDir, METRICS_FILE);
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter((line) => line.trim()).flatMap((line) => {
-    try {
-      return [JSON.parse(line) as MetricRecord];
-    } catch {
-      return []; // a torn last line after a crash carries no completed record
-    }
-  });
+  return fs.readFileSync(file, 'utf8').split('\n').flatMap((line) => parseMetricLine(line) ?? []);
+}
+
+/** One line of metrics.jsonl as a record; null for a blank, torn (after a crash) or malformed line. */
+export function parseMetricLine(line: string): MetricRecord | null {
+  if (!line.trim()) return null;
+  try {
+    const parsed = v.safeParse(MetricRecordSchema, JSON.parse(line));
+    return parsed.success ? parsed.output : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Run folders directly under runsDir, newest first. */

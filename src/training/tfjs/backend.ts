@@ -14,18 +14,16 @@ import * as tf from '@tensorflow/tfjs';
 import type * as tfWasm from '@tensorflow/tfjs-backend-wasm';
 import { releaseGradientInputsEarly } from './gradientMemory';
 import { registerWasmGradientKernels } from './wasmGradients';
+import { BACKEND_CHOICES, type BackendRequest, type UserBackendName } from '../config';
+import { WASM_DIR_ENV } from '../protocol';
 
 /**
  * Backend names as tfjs spells them. Both tfjs-node packages register as 'tensorflow' (what
  * tf.getBackend() says); 'tensorflow-gpu' is accepted to ask for the GPU build.
  */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
-/** Names the user chooses from (CLI --backend, extension setting). */
-export type UserBackendName = 'node-gpu' | 'node' | 'wasm' | 'cpu';
-export type BackendRequest = 'auto' | UserBackendName | BackendName;
-
-/** The order 'auto' tries, fastest first. */
-export const BACKEND_CHOICES: readonly UserBackendName[] = ['node-gpu', 'node', 'wasm', 'cpu'];
+/** What selectBackend takes: a person's choice, or tfjs' own name (a replica thread follows its main thread's). */
+export type BackendSelection = BackendRequest | BackendName;
 
 export interface BackendInfo {
   /** tf.getBackend() after selection. */
@@ -36,8 +34,7 @@ export interface BackendInfo {
   detail: string;
 }
 
-/** Env var naming the folder of the tfjs-backend-wasm*.wasm files, for bundles without node_modules. */
-export const WASM_DIR_ENV = 'SIMSIAM_WASM_DIR';
+export { WASM_DIR_ENV };
 
 let wasmDirectoryOverride: string | undefined;
 
@@ -163,7 +160,7 @@ async function loadCpu(): Promise<LoadedBackend> {
   return { backendName: 'cpu', detail: 'cpu (plain JavaScript, slowest)' };
 }
 
-const REQUEST_ALIASES: Record<BackendRequest, UserBackendName | 'auto'> = {
+const REQUEST_ALIASES: Record<BackendSelection, UserBackendName | 'auto'> = {
   auto: 'auto', 'node-gpu': 'node-gpu', node: 'node', wasm: 'wasm', cpu: 'cpu',
   'tensorflow-gpu': 'node-gpu', tensorflow: 'node',
 };
@@ -212,7 +209,7 @@ async function chooseAutomatically(): Promise<UserBackendName> {
  * tfjs-node-gpu, tfjs-node, wasm, cpu that loads; a named backend that cannot load throws an
  * Error saying how to fix it. Calling it again is cheap and returns the same answer.
  */
-export async function selectBackend(requested: BackendRequest): Promise<BackendInfo> {
+export async function selectBackend(requested: BackendSelection): Promise<BackendInfo> {
   if (!Object.hasOwn(REQUEST_ALIASES, requested)) {
     throw new Error(`unknown backend '${requested}': choose one of auto, ${BACKEND_CHOICES.join(', ')}`);
   }

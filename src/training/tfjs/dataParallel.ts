@@ -11,9 +11,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { TrainConfig } from './config';
-import type { SgdMomentum, ParameterGroup } from './optimizer';
-import { computeGradients, readAndDispose } from './step';
+import type { TrainConfig } from '../config';
+import type { SgdMomentum, ParameterGroup } from '../optimizer';
+import { computeGradients, readAndDispose } from '../step';
 
 /** The thread's entry point, compiled next to this module (out/ and the bundle's dist/). */
 const REPLICA_WORKER_FILE = 'replicaWorker.js';

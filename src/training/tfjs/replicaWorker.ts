@@ -2,19 +2,19 @@
 // trained on its shard of every batch with the gradient average the main thread sends back.
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend, type BackendRequest } from './backend';
-import { SgdMomentum } from './optimizer';
-import { computeGradients, readAndDispose, parametersOf, parameterGroups } from './step';
+import { selectBackend, type BackendSelection } from './backend';
+import { SgdMomentum } from '../optimizer';
+import { computeGradients, readAndDispose, parametersOf, parameterGroups } from '../step';
 import { flatten, unflatten, type ReplicaInit, type ReplicaReply, type ReplicaRequest } from './dataParallel';
 // Registers the batch-norm layer class the topology names.
-import './model/batchNorm';
+import '../model/batchNorm';
 
 const init = workerData as ReplicaInit;
 const port = parentPort!;
 const reply = (message: ReplicaReply, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
 
 async function start(): Promise<void> {
-  await selectBackend(init.backend as BackendRequest);
+  await selectBackend(init.backend as BackendSelection);
   const model = await tf.models.modelFromJSON(init.architecture);
   const shapes = model.getWeights().map((w) => w.shape);
   const weights = init.weights.map((w, i) => tf.tensor(w, shapes[i], 'float32'));

@@ -6,7 +6,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { SimSiamApi } from '../../../src/host/api';
-import type { MetricRecord, StatusRecord } from '../../../src/training/runStore';
+import type { StatusRecord } from '../../../src/training/run/runStore';
+import type { MetricRecord } from '../../../src/training/protocol';
 import { resolveConfig } from '../../../src/training/config';
 import { makeFolderWithDuplicate, makeLabelledFolder } from './fixtures';
 
@@ -52,10 +53,15 @@ describe('SimSiam extension', function () {
 
   it('trains a folder for one epoch: the view shows it done and the panel drew its metrics', async () => {
     const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'train-once'), 24, 1);
+    const lastStepSent = new Map<string | undefined, MetricRecord>();
+    const sent = api.onTrainingMessage((runDir, message) => {
+      if (message.type === 'metric' && message.record.kind === 'step') lastStepSent.set(runDir, message.record);
+    });
     const started = Date.now();
     const run = await api.trainFolder(folder, { preset: 'tiny', overrides: TINY });
     assert.strictEqual(path.dirname(run.runDir), path.join(fs.realpathSync(folder), '.simsiam', 'runs'));
     const outcome = await run.finished;
+    sent.dispose();
     assert.strictEqual(outcome.status, 'completed', JSON.stringify(outcome));
     console.log(`      one-epoch run trained in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
@@ -74,6 +80,9 @@ describe('SimSiam extension', function () {
     // The panel opened when the run started; what it reports back is what its charts show.
     const panel = await api.waitForPanel(run.runDir, (p) => p.rendered?.stepPoints === steps.length && p.rendered.epochPoints === 1);
     assert.ok((panel.posted.init ?? 0) >= 1, 'the panel never received its initial history');
+    // The last step the engine sent reached the real webview's store unchanged.
+    assert.ok(lastStepSent.has(run.runDir), 'the engine sent no step record for the run');
+    assert.deepStrictEqual(panel.rendered!.latest.find((r) => r.kind === 'step'), lastStepSent.get(run.runDir));
   });
 
   it('refuses a second training of a folder that is training, stops mid-run with a checkpoint, and resumes to the end', async () => {
@@ -85,7 +94,7 @@ describe('SimSiam extension', function () {
     const firstStep = new Promise<void>((resolve) => {
       const subscription = api.onTrainingMessage((_, message) => {
         if (message.type === 'started') batchesPerEpoch = message.batchesPerEpoch;
-        if (message.type === 'step') {
+        if (message.type === 'metric' && message.record.kind === 'step') {
           subscription.dispose();
           resolve();
         }
@@ -221,9 +230,10 @@ describe('SimSiam extension', function () {
     } finally {
       await settings.update('batchSize', undefined, vscode.ConfigurationTarget.Global);
     }
-    const { checkTrainingSettings } = await import('../../../src/host/settings');
-    assert.match(checkTrainingSettings('tiny', { batchSize: 1 }) ?? '', /batchSize must be at least 2 .*Fix simsiam\.batchSize in Settings/);
-    assert.strictEqual(checkTrainingSettings('tiny', { batchSize: 16 }), undefined);
+    const { resolveTrainingConfig } = await import('../../../src/host/settings');
+    assert.throws(() => resolveTrainingConfig('tiny', { batchSize: 1 }), /batchSize must be at least 2 .*Fix simsiam\.batchSize in Settings/);
+    assert.throws(() => resolveTrainingConfig('tiny', { flipP: 2 }), /flipP must be a probability .*Fix simsiam\.flipP in Settings/);
+    assert.strictEqual(resolveTrainingConfig('tiny', { batchSize: 16 }).batchSize, 16);
   });
 
   it('deletes an experiment and drops it from the view', async () => {

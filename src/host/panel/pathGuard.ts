@@ -4,12 +4,7 @@
 // location — after following every symlink — lies inside the dataset root's real location.
 import * as fs from 'fs';
 import * as path from 'path';
-
-/** Image formats the engine reads (src/training/dataset.ts keeps the authoritative list). */
-export const IMAGE_FILE_PATTERN = /\.(jpe?g|png|webp|gif|tiff?|bmp)$/i;
-
-/** Formats a browser shows in an <img>; TIFF thumbnails are left blank. */
-export const BROWSER_IMAGE_PATTERN = /\.(jpe?g|png|webp|gif|bmp)$/i;
+import { isImageFileName } from '../../training/data/dataset';
 
 export class UnsafePathError extends Error {}
 
@@ -36,7 +31,7 @@ export function resolveDatasetImage(root: string, requested: string): string {
     throw new UnsafePathError(`${requested} does not exist in the dataset`);
   }
   if (!isInside(realRoot, realTarget)) throw new UnsafePathError(`${requested} points outside the dataset`);
-  if (!fs.statSync(realTarget).isFile() || !IMAGE_FILE_PATTERN.test(realTarget)) {
+  if (!fs.statSync(realTarget).isFile() || !isImageFileName(realTarget)) {
     throw new UnsafePathError(`${requested} is not an image file`);
   }
   return realTarget;

@@ -1,0 +1,276 @@
+// One run while it trains: the model, its optimizer and replicas, the loader, the kNN monitor's
+// data, the metrics log and status.json, and the protocol messages that report them. The trainer's
+// loop (../trainer.ts) calls these steps in the order of the official main loop; this is where
+// their plumbing lives.
+import * as tf from '@tensorflow/tfjs';
+import type { TrainConfig } from '../config';
+import type { DatasetScan, ImageRecord } from '../data/dataset';
+import { TwoViewLoader, loaderThreadCount, type LoaderWarning } from '../data/batchLoader';
+import { DecodedImageCache } from '../data/imageDecode';
+import { augmentConfigFor } from '../data/augment';
+import { SkippedFiles } from '../data/skippedFiles';
+import { embedRecords } from '../embedding';
+import { knnAccuracy } from '../monitor';
+import { SgdMomentum } from '../optimizer';
+import type { LearningRates } from '../schedule';
+import { parameterGroups, parametersOf, trainStep, type Parameters } from '../step';
+import { DataParallelTrainer, replicaCount } from '../tfjs/dataParallel';
+import { saveCheckpoint } from './checkpoint';
+import { MetricsLog, readCheckpointPointer, writeStatus, type RunRecord } from './runStore';
+import {
+  message, type DatasetSummary, type DoneMessage, type Emit, type EpochRecord, type MetricRecord,
+} from '../protocol';
+
+export class TrainingError extends Error {}
+
+/** Set by a stop request; the loop finishes the current step, checkpoints and returns. */
+export class StopSignal {
+  requested = false;
+  request(): void {
+    this.requested = true;
+  }
+}
+
+export interface TrainingRunInput {
+  runDir: string;
+  record: RunRecord;
+  dataset: DatasetScan;
+  model: tf.LayersModel;
+  optimizerState: Record<string, tf.Tensor> | null;
+  startStep: number;
+  emit: Emit;
+  stop: StopSignal;
+}
+
+/** What one epoch's steps add up to. */
+export interface EpochTotals {
+  /** False when a stop request ended the epoch early. */
+  completed: boolean;
+  meanLoss: number;
+  zStd: number;
+  steps: number;
+  seconds: number;
+}
+
+export function summarise(dataset: DatasetScan): DatasetSummary {
+  return { root: dataset.root, trainImages: dataset.train.length, testImages: dataset.test.length, classes: dataset.classes };
+}
+
+export class TrainingRun {
+  readonly config: TrainConfig;
+  readonly batchesPerEpoch: number;
+  step: number;
+  epoch: number;
+  private readonly parameters: Parameters;
+  private readonly optimizer: SgdMomentum;
+  private readonly skipped: SkippedFiles;
+  private readonly loader: TwoViewLoader;
+  /** The kNN monitor embeds the same images every epoch: decoded once, at the eval size. */
+  private readonly evalCache: DecodedImageCache;
+  private readonly metrics: MetricsLog;
+  private parallel: DataParallelTrainer | null = null;
+
+  constructor(private readonly input: TrainingRunInput) {
+    this.config = input.record.config;
+    this.parameters = parametersOf(input.model);
+    this.optimizer = new SgdMomentum(this.config.momentum, this.config.weightDecay);
+    if (input.optimizerState) this.restoreOptimizer(input.optimizerState);
+    this.skipped = new SkippedFiles(input.emit);
+    this.loader = new TwoViewLoader(input.dataset.train, {
+      augment: augmentConfigFor(this.config), batchSize: this.config.batchSize, seed: this.config.seed,
+      maxCachedImages: this.config.maxCachedImages, threads: loaderThreadCount(this.config, tf.getBackend()),
+      onWarning: (w) => this.skip(w),
+    });
+    this.batchesPerEpoch = this.loader.batchesPerEpoch();
+    this.evalCache = new DecodedImageCache(this.monitored ? this.config.maxCachedImages : 0, this.config.imageSize);
+    this.metrics = new MetricsLog(input.runDir);
+    this.metrics.rewindTo(input.startStep);
+    this.step = input.startStep;
+    this.epoch = Math.floor(this.step / this.batchesPerEpoch);
+  }
+
+  get stopRequested(): boolean {
+    return this.input.stop.requested;
+  }
+
+  /** The kNN monitor needs labels and held-out images. */
+  get monitored(): boolean {
+    return this.input.dataset.classes.length > 1 && this.input.dataset.test.length > 0;
+  }
+
+  /** Starts the replicas (their threads must be ended by close()) and says the run has begun. */
+  async start(): Promise<void> {
+    this.setStatus('running');
+    const shards = replicaCount(this.config, tf.getBackend());
+    if (shards > 1) {
+      this.parallel = await DataParallelTrainer.create(this.input.model, this.parameters.variables, this.optimizer, this.config,
+        tf.getBackend(), shards);
+    }
+    const { runDir, record, dataset } = this.input;
+    this.input.emit(message({
+      type: 'started', runDir, runId: record.id, config: this.config,
+      backend: shards > 1 ? `${record.backend} × ${shards} threads (data-parallel)` : record.backend,
+      dataset: summarise(dataset), startStep: this.step, batchesPerEpoch: this.batchesPerEpoch,
+    }));
+    // What the scan left out (links to folders, unreadable folders, loose images) must not vanish silently.
+    for (const text of dataset.warnings) this.input.emit(message({ type: 'warning', message: text }));
+  }
+
+  /** One pass over the loader from where the run stands, until the epoch ends or a stop is requested. */
+  async trainEpoch(lrs: LearningRates): Promise<EpochTotals> {
+    const groups = parameterGroups(this.parameters, lrs);
+    const started = Date.now();
+    let lossSum = 0;
+    let zStdSum = 0;
+    let steps = 0;
+    for await (const batch of this.loader.epoch(this.epoch, this.step - this.epoch * this.batchesPerEpoch)) {
+      const count = batch.indices.length;
+      const { loss, zStd } = this.parallel
+        ? await this.parallel.step(batch.view1, batch.view2, count, groups)
+        : this.trainSingle(batch.view1, batch.view2, count, groups);
+      this.step += 1;
+      if (!Number.isFinite(loss)) this.diverged(loss);
+      lossSum += loss;
+      zStdSum += zStd;
+      steps += 1;
+      this.record({ kind: 'step', step: this.step, epoch: this.epoch, loss, lr: lrs.encoder });
+      // A step on one thread never yields, and batches already loaded resolve at once: without a
+      // turn of the event loop here, a stop message or signal would wait for the epoch's end.
+      await new Promise(setImmediate);
+      if (this.stopRequested) break;
+    }
+    return {
+      completed: this.step === (this.epoch + 1) * this.batchesPerEpoch,
+      meanLoss: lossSum / Math.max(1, steps), zStd: zStdSum / Math.max(1, steps), steps, seconds: (Date.now() - started) / 1000,
+    };
+  }
+
+  /** kNN top-1 of the current network on the held-out images; null when the dataset has no labels to judge by. */
+  async evaluate(): Promise<number | null> {
+    if (!this.monitored) return null;
+    const { model, dataset } = this.input;
+    const config = this.config;
+    const onSkipped = (w: LoaderWarning) => this.skip(w);
+    const bank = await embedRecords(model, dataset.train, config.imageSize, undefined, this.evalCache, onSkipped);
+    const queries = await embedRecords(model, dataset.test, config.imageSize, undefined, this.evalCache, onSkipped);
+    const labelsOf = (records: ImageRecord[], kept: number[]) => Int32Array.from(kept, (i) => records[i].label ?? -1);
+    try {
+      return await knnAccuracy(bank.features, labelsOf(dataset.train, bank.kept), queries.features,
+        labelsOf(dataset.test, queries.kept), { k: config.knnK, temperature: config.knnTemperature, classes: dataset.classes.length });
+    } finally {
+      tf.dispose([bank.features, queries.features]);
+    }
+  }
+
+  /** The untrained network's kNN accuracy: the baseline the curve is read against. */
+  async evaluateBaseline(): Promise<void> {
+    const knnTop1 = await this.evaluate();
+    if (knnTop1 === null) return;
+    this.record({ kind: 'eval', step: this.step, epoch: this.epoch, knnTop1 });
+    this.metrics.flush();
+  }
+
+  /** Closes the epoch: its record (with the monitor's verdict) is logged, reported and flushed. */
+  endEpoch(totals: EpochTotals, lr: number, knnTop1: number | null): EpochRecord {
+    this.epoch += 1;
+    const record: EpochRecord = {
+      kind: 'epoch', step: this.step, epoch: this.epoch, meanLoss: totals.meanLoss, lr, zStd: totals.zStd,
+      zStdReference: 1 / Math.sqrt(this.config.projectorDim), knnTop1,
+      imagesPerSecond: (totals.steps * this.config.batchSize) / Math.max(totals.seconds, 1e-9), seconds: totals.seconds,
+      skippedFiles: this.skipped.count,
+    };
+    this.record(record);
+    this.metrics.flush();
+    this.warnIfCollapsing(record);
+    return record;
+  }
+
+  async checkpoint(): Promise<void> {
+    this.metrics.flush();
+    const buffers = this.optimizer.bufferValues(this.parameters.variables);
+    const state = Object.fromEntries(this.parameters.all.map((p, i) => [p.name, buffers[i]]));
+    const dir = await saveCheckpoint(this.input.runDir, this.input.model, state, this.step, this.epoch);
+    this.input.emit(message({ type: 'checkpoint', step: this.step, epoch: this.epoch, dir }));
+    this.setStatus(this.epoch < this.config.epochs ? 'running' : 'completed');
+  }
+
+  /** Ends the run as stopped (its last checkpoint is where a resume continues) or completed. */
+  finish(status: 'completed' | 'stopped'): DoneMessage {
+    this.setStatus(status);
+    const done: DoneMessage = message({ type: 'done', status, step: this.step, epoch: this.epoch, runDir: this.input.runDir });
+    this.input.emit(done);
+    return done;
+  }
+
+  /** A failure the loop did not already explain marks the run failed with its message. */
+  failed(error: unknown): void {
+    if (!(error instanceof TrainingError)) this.setStatus('failed', (error as Error).message);
+  }
+
+  async close(): Promise<void> {
+    await this.parallel?.close();
+    await this.loader.close();
+    this.optimizer.dispose();
+    this.input.model.dispose();
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  /** A metric goes to metrics.jsonl and, unchanged, to whoever drives the engine. */
+  private record(record: MetricRecord): void {
+    this.metrics.add(record);
+    this.input.emit(message({ type: 'metric', record }));
+  }
+
+  private skip(warning: LoaderWarning): void {
+    this.skipped.report(warning.file, warning.reason);
+  }
+
+  private setStatus(status: 'running' | 'completed' | 'stopped' | 'failed', messageText?: string): void {
+    writeStatus(this.input.runDir, {
+      status, step: this.step, epoch: this.epoch, pid: status === 'running' ? process.pid : undefined, message: messageText,
+    });
+  }
+
+  private restoreOptimizer(saved: Record<string, tf.Tensor>): void {
+    this.optimizer.loadBuffers(this.parameters.variables, this.parameters.all.map((p) => {
+      const buffer = saved[p.name];
+      if (!buffer) throw new TrainingError(`Checkpoint of ${this.input.runDir} has no optimizer state for ${p.name}.`);
+      return buffer;
+    }));
+    tf.dispose(Object.values(saved));
+  }
+
+  private trainSingle(view1: Float32Array, view2: Float32Array, count: number, groups: ReturnType<typeof parameterGroups>) {
+    const size = this.config.imageSize;
+    const x1 = tf.tensor4d(view1, [count, size, size, 3]);
+    const x2 = tf.tensor4d(view2, [count, size, size, 3]);
+    try {
+      return trainStep(this.input.model, x1, x2, this.parameters.variables, this.optimizer, groups);
+    } finally {
+      tf.dispose([x1, x2]);
+    }
+  }
+
+  /** A non-finite loss ends the run, failed, at its last good checkpoint. */
+  private diverged(loss: number): never {
+    const good = readCheckpointPointer(this.input.runDir);
+    const text = `Loss became ${loss} at step ${this.step} (epoch ${this.epoch + 1}): training stopped. ` +
+      (good ? `The last good checkpoint (step ${good.step}) is kept. ` : '') +
+      'Lower the learning rate (baseLr) or check the images, then start a new run or resume.';
+    this.step = good?.step ?? 0;
+    this.metrics.flush();
+    this.setStatus('failed', text);
+    throw new TrainingError(text);
+  }
+
+  private warnIfCollapsing(record: EpochRecord): void {
+    const fraction = this.config.collapseWarnFraction;
+    if (record.zStd >= fraction * record.zStdReference) return;
+    this.input.emit(message({
+      type: 'warning',
+      message: `Collapse warning: z-std ${record.zStd.toFixed(4)} is below ${fraction} × 1/√d ` +
+        `(${record.zStdReference.toFixed(4)}). The outputs are becoming constant; check the lr and augmentations.`,
+    }));
+  }
+}
