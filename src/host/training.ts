@@ -7,7 +7,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { TrainConfig } from '../training/config';
 import { defaultRunsDir, readRun } from '../training/run/runStore';
-import type { EngineMessage, MetricRecord, StartedMessage } from '../training/protocol';
+import type { EngineMessage, MetricRecord, ProgressMessage, StartedMessage } from '../training/protocol';
 import type { EngineProcess } from './engineProcess';
 import { formatKnn } from './format';
 
@@ -48,6 +48,8 @@ export class TrainingSession {
   readonly onMessage = this.messages.event;
   runDir: string | undefined;
   progress: LiveProgress | null = null;
+  /** The engine's current phase between steps (scanning, decoding, evaluating, indexing), until the next step. */
+  phase: Omit<ProgressMessage, 'v' | 'type'> | null = null;
   /** This session's metric records as the engine sent them, each once; the file gets them once per epoch. */
   readonly records: MetricRecord[] = [];
 
@@ -110,6 +112,7 @@ export class TrainingSession {
         break;
       case 'metric':
         this.records.push(m.record);
+        if (m.record.kind === 'step') this.phase = null;
         this.followProgress(m.record);
         break;
       case 'checkpoint':
@@ -119,6 +122,7 @@ export class TrainingSession {
         this.log.warn(`[${this.name}] ${m.message}`);
         break;
       case 'progress':
+        this.phase = { task: m.task, done: m.done, total: m.total };
         this.log.debug(`[${this.name}] ${m.task} ${m.done}/${m.total}`);
         break;
       case 'error':
