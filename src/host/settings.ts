@@ -41,6 +41,11 @@ export function trainingDefaults(scope?: vscode.Uri): TrainingDefaults {
   return { preset: isPreset(preset) ? preset : 'tiny', overrides };
 }
 
+/** The setting that sets a config field, e.g. simsiam.batchSize for batchSize; undefined for fields no setting sets. */
+export function settingOf(field: string): string | undefined {
+  return (SETTING_FIELDS as readonly string[]).includes(field) ? `${SECTION}.${field}` : undefined;
+}
+
 /** Thrown when the settings do not make a valid config; the message names the settings to fix. */
 export class SettingsError extends Error {}
 

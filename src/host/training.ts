@@ -10,13 +10,14 @@ import { defaultRunsDir, readRun } from '../training/run/runStore';
 import type { EngineMessage, MetricRecord, ProgressMessage, StartedMessage } from '../training/protocol';
 import type { EngineProcess } from './engineProcess';
 import { formatKnn } from './format';
+import { settingOf } from './settings';
 
 export type EngineLauncher = (label: string) => EngineProcess;
 
 export type SessionOutcome =
   | { status: 'completed'; runDir: string }
   | { status: 'stopped'; runDir: string }
-  | { status: 'failed'; runDir: string | undefined; message: string };
+  | { status: 'failed'; runDir: string | undefined; message: string; /** The setting that would fix it. */ setting?: string };
 
 export interface LiveProgress {
   step: number;
@@ -125,12 +126,15 @@ export class TrainingSession {
         this.phase = { task: m.task, done: m.done, total: m.total };
         this.log.debug(`[${this.name}] ${m.task} ${m.done}/${m.total}`);
         break;
-      case 'error':
-        this.log.error(`[${this.name}] ${m.message}`);
+      case 'error': {
+        const setting = m.field === undefined ? undefined : settingOf(m.field);
+        const text = setting ? `${m.message} (setting ${setting})` : m.message;
+        this.log.error(`[${this.name}] ${text}`);
         if (m.detail) this.log.debug(m.detail);
-        this.rejectStarted(new Error(m.message));
-        this.finish({ status: 'failed', runDir: this.runDir, message: m.message });
+        this.rejectStarted(new Error(text));
+        this.finish({ status: 'failed', runDir: this.runDir, message: text, setting });
         break;
+      }
       case 'done':
         this.log.info(`[${this.name}] ${m.status} at step ${m.step} (epoch ${m.epoch}): ${m.runDir}`);
         this.finish(m.status === 'completed' ? { status: 'completed', runDir: m.runDir } : { status: 'stopped', runDir: m.runDir });

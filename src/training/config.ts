@@ -129,6 +129,11 @@ export const PRESET_DESCRIPTIONS: Record<PresetName, string> = {
 type Check = (value: unknown) => string | undefined;
 const positiveInt: Check = (v) => (Number.isInteger(v) && (v as number) > 0 ? undefined : 'a positive integer');
 const nonNegativeInt: Check = (v) => (Number.isInteger(v) && (v as number) >= 0 ? undefined : 'an integer ≥ 0');
+const intUpTo = (max: number): Check => (v) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max ? undefined : `an integer in [0, ${max}]`);
+/** Each thread holds its own backend, model copy or image cache: more than this only exhausts memory. */
+const MAX_THREADS = 64;
+/** The RNG's state is 32 bits: larger seeds would wrap onto smaller ones and repeat their runs. */
+const MAX_SEED = 2 ** 32 - 1;
 const positive: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? undefined : 'a positive number');
 const nonNegative: Check = (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'a number ≥ 0');
 const fraction: Check = (v) => (typeof v === 'number' && v >= 0 && v < 1 ? undefined : 'a number in [0, 1)');
@@ -154,11 +159,11 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   weightDecay: nonNegative,
   fixedPredictorLr: boolean,
   bnMomentum: fraction,
-  seed: nonNegativeInt,
+  seed: intUpTo(MAX_SEED),
   backend: oneOf('auto', ...BACKEND_CHOICES),
   maxCachedImages: nonNegativeInt,
-  replicas: nonNegativeInt,
-  loaderThreads: nonNegativeInt,
+  replicas: intUpTo(MAX_THREADS),
+  loaderThreads: intUpTo(MAX_THREADS),
   collapseWarnFraction: fraction,
   knnK: positiveInt,
   knnTemperature: positive,

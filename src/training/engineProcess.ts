@@ -2,7 +2,7 @@
 // time — train, resume, embed, similar — and a stop request at any time. It exits when the host
 // disconnects. Every failure reaches the host as an `error` message with its cause, never silence.
 import { parseHostMessage, message, ProtocolError, type EngineMessage, type HostMessage } from './protocol';
-import { StopSignal, startTraining, resumeTraining } from './trainer';
+import { StopSignal, startTraining, resumeTraining, TrainingError } from './trainer';
 import { handleRetrievalRequest } from './retrieval/service';
 
 /**
@@ -19,7 +19,8 @@ function send(msg: EngineMessage): void {
 
 function reportError(error: unknown): void {
   const err = error instanceof Error ? error : new Error(String(error));
-  send(message({ type: 'error', message: err.message, detail: err.stack }));
+  const field = error instanceof TrainingError ? error.field : undefined;
+  send(message({ type: 'error', message: err.message, detail: err.stack, ...(field ? { field } : {}) }));
 }
 
 let stop = new StopSignal();

@@ -88,7 +88,12 @@ const CheckpointMessageSchema = versioned('checkpoint', { step: count, epoch: co
 const DoneMessageSchema = versioned('done', {
   status: v.picklist(['completed', 'stopped']), step: count, epoch: count, runDir: text,
 });
-const ErrorMessageSchema = versioned('error', { message: text, detail: v.optional(text) });
+const ErrorMessageSchema = versioned('error', {
+  message: text,
+  detail: v.optional(text),
+  /** The config field to change, when changing one fixes it: the extension names its setting, the CLI its flag. */
+  field: v.optional(text),
+});
 const ProgressMessageSchema = versioned('progress', { task: text, done: count, total: count });
 export const NeighbourSchema = v.object({ path: text, score: finite, label: v.nullable(text) });
 const SimilarResultMessageSchema = versioned('similarResult', { query: text, neighbours: v.array(NeighbourSchema) });

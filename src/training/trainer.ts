@@ -8,6 +8,9 @@ import type * as tf from '@tensorflow/tfjs';
 import { checkConfig, type TrainConfig } from './config';
 import { selectBackend } from './tfjs/backend';
 import { scanDataset, type DatasetScan } from './data/dataset';
+import { DecodedImageCache } from './data/imageDecode';
+import { readableImages } from './data/readableImages';
+import { SkippedFiles } from './data/skippedFiles';
 import { batchesPerEpoch } from './data/batchLoader';
 import { buildSimSiam } from './model/simsiam';
 import { learningRates } from './schedule';
@@ -15,8 +18,8 @@ import { loadCheckpoint } from './run/checkpoint';
 import {
   createRunDir, defaultRunsDir, readCheckpointPointer, readRun, readStatus, writeJsonAtomic, RUN_FILE, type RunRecord,
 } from './run/runStore';
-import { StopSignal, summarise, TrainingError, TrainingRun, type TrainingRunInput } from './run/trainingRun';
-import type { DoneMessage, Emit, ResumeRequest, TrainRequest } from './protocol';
+import { hasKnnMonitor, StopSignal, summarise, TrainingError, TrainingRun, type TrainingRunInput } from './run/trainingRun';
+import { message, type DoneMessage, type Emit, type ResumeRequest, type TrainRequest } from './protocol';
 
 export { StopSignal, TrainingError };
 
@@ -25,7 +28,7 @@ export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, e
   const folder = path.resolve(request.folder);
   const config = checkConfig(request.config);
   const runsDir = path.resolve(request.runsDir ?? defaultRunsDir(folder));
-  const dataset = await scanForTraining(folder, runsDir, config);
+  const { dataset, ...images } = await scanForTraining(folder, runsDir, config, emit);
   const backend = await selectBackend(config.backend);
 
   const { dir, id } = createRunDir(runsDir, request.name ?? `${config.preset}-${path.basename(folder)}`);
@@ -34,7 +37,7 @@ export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, e
     dataset: summarise(dataset), backend: backend.detail,
   };
   writeJsonAtomic(path.join(dir, RUN_FILE), record);
-  return train({ runDir: dir, record, dataset, model: buildSimSiam(config), optimizerState: null, startStep: 0, emit, stop });
+  return train({ runDir: dir, record, dataset, ...images, model: buildSimSiam(config), optimizerState: null, startStep: 0, emit, stop });
 }
 
 /** Continues a run from its latest checkpoint, optionally with a larger epoch budget. */
@@ -54,7 +57,7 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
   if (!pointer) {
     throw new TrainingError(`Run ${runDir} has no checkpoint yet (it stopped before its first one): start a new run instead.`);
   }
-  const dataset = await scanForTraining(record.dataset.root, path.dirname(runDir), config);
+  const { dataset, ...images } = await scanForTraining(record.dataset.root, path.dirname(runDir), config, emit);
   const perEpoch = batchesPerEpoch(dataset.train.length, config.batchSize);
   if (pointer.step >= config.epochs * perEpoch) {
     throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(pointer.step / perEpoch)} epochs ` +
@@ -66,7 +69,7 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
   const updated: RunRecord = { ...record, config, backend: backend.detail };
   writeJsonAtomic(path.join(runDir, RUN_FILE), updated);
   return train({
-    runDir, record: updated, dataset, model: checkpoint.model, optimizerState: checkpoint.optimizerState as Record<string, tf.Tensor>,
+    runDir, record: updated, dataset, ...images, model: checkpoint.model, optimizerState: checkpoint.optimizerState as Record<string, tf.Tensor>,
     startStep: checkpoint.step, emit, stop,
   });
 }
@@ -98,12 +101,25 @@ async function train(input: TrainingRunInput): Promise<DoneMessage> {
   }
 }
 
-async function scanForTraining(folder: string, runsDir: string, config: TrainConfig): Promise<DatasetScan> {
-  const dataset = await scanDataset(folder, { excludeDirs: [runsDir], testFraction: config.testFraction, seed: config.seed });
-  if (dataset.train.length < config.batchSize) {
-    throw new TrainingError(
-      `${folder} has ${dataset.train.length} training image${dataset.train.length === 1 ? '' : 's'}, fewer than one ` +
-      `batch of ${config.batchSize}: add images or lower the batch size (--batch).`);
+/** The dataset's images, those that decode; fewer than one batch is refused with what to do. */
+async function scanForTraining(folder: string, runsDir: string, config: TrainConfig, emit: Emit):
+  Promise<{ dataset: DatasetScan; evalCache: DecodedImageCache; skipped: SkippedFiles }> {
+  const scanned = await scanDataset(folder, { excludeDirs: [runsDir], testFraction: config.testFraction, seed: config.seed });
+  const skipped = new SkippedFiles(emit);
+  // Checked at the evaluation size, so the kNN monitor finds its images decoded already.
+  const evalCache = new DecodedImageCache(hasKnnMonitor(scanned) ? config.maxCachedImages : 0, config.imageSize);
+  const train = await readableImages(scanned.train, evalCache, skipped,
+    (done, total) => emit(message({ type: 'progress', task: 'decode', done, total })));
+  const found = scanned.train.length;
+  const counted = train.length === found
+    ? `${found} training image${found === 1 ? '' : 's'}`
+    : `${train.length} of ${found} training image files that could be read`;
+  if (train.length < config.batchSize) {
+    throw new TrainingError(`${folder} has ${counted}, fewer than one batch of ${config.batchSize}: ` +
+      `${train.length < found ? 'replace the unreadable files (see the warnings), ' : ''}add images or lower the batch size.`, 'batchSize');
   }
-  return dataset;
+  if (train.length < found) {
+    emit(message({ type: 'warning', message: `${folder}: training on ${counted}; the others are skipped (see the warnings above).` }));
+  }
+  return { dataset: { ...scanned, train }, evalCache, skipped };
 }

@@ -24,6 +24,10 @@ describe('training config', () => {
     assert.throws(() => resolveConfig('tiny', { backend: 'tpu' }), /backend must be one of/);
     assert.throws(() => resolveConfig('tiny', { colour: 1 }), /Unknown config field "colour"/);
     assert.throws(() => resolveConfig('huge' as never), /Unknown preset "huge"/);
+    assert.throws(() => resolveConfig('tiny', { seed: 2 ** 32 }), /seed must be an integer in \[0, 4294967295\]/, 'seeds past 32 bits would repeat smaller ones');
+    assert.strictEqual(resolveConfig('tiny', { seed: 2 ** 32 - 1 }).seed, 2 ** 32 - 1);
+    assert.throws(() => resolveConfig('tiny', { replicas: 65 }), /replicas must be an integer in \[0, 64\]/);
+    assert.throws(() => resolveConfig('tiny', { loaderThreads: 1000 }), /loaderThreads must be an integer in \[0, 64\]/);
   });
 
   it('holds the augmentation: recipe defaults, blur by image size unless set, validated like any field', () => {

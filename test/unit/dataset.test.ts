@@ -99,6 +99,15 @@ describe('scanDataset', () => {
     const scan = await scanDataset(root, {});
     assert.deepStrictEqual(scan.classes, ['cat', 'dog', 'emu']);
     assert.deepStrictEqual(scan.test.map((r) => r.label), [1, 1]);
+    assert.deepStrictEqual(scan.warnings, []);
+  });
+
+  it('warns that the kNN monitor is capped when the test split has classes the training split lacks', async () => {
+    await writeImages(root, ['train/cat', 'train/dog', 'test/dog', 'test/frog'], 2);
+    await writeImages(root, ['test/frog2'], 1);
+    const scan = await scanDataset(root, {});
+    assert.strictEqual(scan.warnings.length, 1, scan.warnings.join('\n'));
+    assert.match(scan.warnings[0], /test\/ has classes that train\/ lacks \("frog", "frog2"\).* their 3 of 5 test images.* capped at 40\.0 %/);
   });
 
   it('treats images directly in the folder as unlabelled, with no test split', async () => {

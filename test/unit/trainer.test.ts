@@ -8,11 +8,11 @@ import { selectBackend } from '../../src/training/tfjs/backend';
 import { resolveConfig, type TrainConfig } from '../../src/training/config';
 import { buildSimSiam } from '../../src/training/model/simsiam';
 import { SgdMomentum } from '../../src/training/optimizer';
-import { StopSignal, startTraining, resumeTraining } from '../../src/training/trainer';
+import { StopSignal, startTraining, resumeTraining, TrainingError } from '../../src/training/trainer';
 import { trainStep } from '../../src/training/step';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/run/checkpoint';
 import { readCheckpointPointer, readMetrics, readStatus, listRuns } from '../../src/training/run/runStore';
-import type { EngineMessage } from '../../src/training/protocol';
+import { message, type EngineMessage, type StartedMessage } from '../../src/training/protocol';
 
 /** A model small enough to step in milliseconds, with every component of the real one. */
 const SMALL = { imageSize: 16, batchSize: 8, widthMultiplier: 0.125, projectorDim: 32, predictorHiddenDim: 8, epochs: 2 };
@@ -202,6 +202,37 @@ describe('trainer', function () {
     await assert.rejects(startTraining({ folder: small, config: resolveConfig('tiny', SMALL) }, () => undefined, new StopSignal()),
       /fewer than one batch of 8: add images or lower the batch size/);
     assert.strictEqual(fs.existsSync(path.join(small, '.simsiam')), false, 'no run folder was created');
+  });
+
+  it('counts only images that decode: a folder of mostly broken files is refused before training, naming the count and the field', async () => {
+    // 2 classes × 2 readable images, 38 broken files: 4 of 42, fewer than a batch of 8.
+    const folder = await makeFolder(2, (root) => {
+      for (let i = 0; i < 38; i++) fs.writeFileSync(path.join(root, i % 2 ? 'dots' : 'stripes', `broken-${i}.png`), 'not a png');
+    });
+    folders.push(folder);
+    const messages: EngineMessage[] = [];
+    const holdout = { ...SMALL, testFraction: 0 };
+    await assert.rejects(startTraining({ folder, config: resolveConfig('tiny', holdout) }, collect(messages), new StopSignal()),
+      (error: TrainingError) => /has 4 of 42 training image files that could be read, fewer than one batch of 8/.test(error.message) &&
+        error.field === 'batchSize');
+    assert.strictEqual(messages.filter((m) => m.type === 'warning' && /broken-\d+\.png/.test(m.message)).length, 38, 'each broken file named once');
+    const decoded = messages.filter((m) => m.type === 'progress' && m.task === 'decode');
+    assert.deepStrictEqual(decoded.at(-1), message({ type: 'progress', task: 'decode', done: 42, total: 42 }));
+    assert.strictEqual(fs.existsSync(path.join(folder, '.simsiam')), false, 'no run folder was created');
+  });
+
+  it('sizes an epoch by the images that decode, not by the files found', async () => {
+    // 20 readable + 4 broken with batch 8: 2 steps per epoch (3 if the broken ones counted).
+    const folder = await makeFolder(10, (root) => {
+      for (let i = 0; i < 4; i++) fs.writeFileSync(path.join(root, 'dots', `broken-${i}.png`), 'not a png');
+    });
+    folders.push(folder);
+    const messages: EngineMessage[] = [];
+    const done = await startTraining({ folder, config: resolveConfig('tiny', { ...SMALL, epochs: 1, testFraction: 0 }) },
+      collect(messages), new StopSignal());
+    const started = messages.find((m): m is StartedMessage => m.type === 'started')!;
+    assert.deepStrictEqual([started.batchesPerEpoch, started.dataset.trainImages, done.step], [2, 20, 2]);
+    assert.ok(messages.some((m) => m.type === 'warning' && /training on 20 of 24 training image files that could be read/.test(m.message)));
   });
 
   it('skips an undecodable file with one warning naming it, and trains on', async () => {

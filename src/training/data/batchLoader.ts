@@ -86,7 +86,8 @@ export const LOADER_WORKER_FILE = 'batchLoaderWorker.js';
 const VIEW_STREAM = 0x71e3;
 const SUBSTITUTE_STREAM = 0x5b57;
 const MAX_SUBSTITUTE_TRIES = 100;
-const DECODE_CONCURRENCY = 4;
+/** Decodes in flight per thread: sharp decodes on its own thread pool, so a few overlap well. */
+export const DECODE_CONCURRENCY = 4;
 const MAX_AUTO_LOADER_THREADS = 8;
 
 /**
@@ -397,7 +398,7 @@ export async function loadEvalBatch(
 }
 
 /** Like Promise.all(items.map(fn)), with at most `limit` calls in flight; results keep input order. */
-async function mapWithConcurrency<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapWithConcurrency<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const lane = async () => {

@@ -135,6 +135,7 @@ async function scanGivenSplits(walker: ImageWalker, trainDir: string, testDir: s
   }
   // The test split may legitimately hold a single class, so any of its subfolders is a class.
   const classes = sortedUnique([...trainGroups.classNames, ...testGroups.classNames]);
+  warnUntrainedTestClasses(walker, trainGroups, testGroups, testDir);
   const toRecords = (groups: ClassGroups, split: 'train' | 'test'): ImageRecord[] => {
     warnLooseImages(walker, groups);
     return groups.classNames.flatMap((name) => groups.imagesByClass.get(name)!.map((relPath) => walker.record(relPath, classes.indexOf(name), split)));
@@ -146,6 +147,18 @@ async function scanGivenSplits(walker: ImageWalker, trainDir: string, testDir: s
     test: sortRecords(toRecords(testGroups, 'test')),
     warnings: walker.warnings,
   };
+}
+
+/** A test image of a class the training split lacks can never be matched by the kNN monitor. */
+function warnUntrainedTestClasses(walker: ImageWalker, train: ClassGroups, test: ClassGroups, testDir: string): void {
+  const missing = test.classNames.filter((name) => !train.classNames.includes(name));
+  if (!missing.length) return;
+  const total = test.classNames.reduce((n, name) => n + test.imagesByClass.get(name)!.length, 0);
+  const unmatched = missing.reduce((n, name) => n + test.imagesByClass.get(name)!.length, 0);
+  walker.warnings.push(`${testDir}/ has ${missing.length === 1 ? 'a class' : 'classes'} that ${TRAIN_SPLIT_DIR}/ lacks ` +
+    `(${missing.map((name) => `"${name}"`).join(', ')}): the kNN monitor can never match their ${unmatched} of ${total} test images, ` +
+    `so its accuracy is capped at ${(((total - unmatched) / total) * 100).toFixed(1)} %. Add those classes to ${TRAIN_SPLIT_DIR}/ ` +
+    'or remove them from the test split.');
 }
 
 async function scanWithHoldout(walker: ImageWalker, testFraction: number, seed: number): Promise<DatasetScan> {

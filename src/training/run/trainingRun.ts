@@ -6,9 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config';
 import type { DatasetScan, ImageRecord } from '../data/dataset';
 import { TwoViewLoader, loaderThreadCount, type LoaderWarning } from '../data/batchLoader';
-import { DecodedImageCache } from '../data/imageDecode';
+import type { DecodedImageCache } from '../data/imageDecode';
 import { augmentConfigFor } from '../data/augment';
-import { SkippedFiles } from '../data/skippedFiles';
+import type { SkippedFiles } from '../data/skippedFiles';
 import { embedRecords } from '../embedding';
 import { knnAccuracy } from '../monitor';
 import { SgdMomentum } from '../optimizer';
@@ -21,7 +21,12 @@ import {
   message, type DatasetSummary, type DoneMessage, type Emit, type EpochRecord, type MetricRecord,
 } from '../protocol';
 
-export class TrainingError extends Error {}
+/** A failure the user can fix; `field` names the config field at fault, so each front end can name its own setting or flag. */
+export class TrainingError extends Error {
+  constructor(message: string, readonly field?: keyof TrainConfig) {
+    super(message);
+  }
+}
 
 /** Set by a stop request; the loop finishes the current step, checkpoints and returns. */
 export class StopSignal {
@@ -38,6 +43,10 @@ export interface TrainingRunInput {
   model: tf.LayersModel;
   optimizerState: Record<string, tf.Tensor> | null;
   startStep: number;
+  /** Decoded images at the evaluation size, kept for the kNN monitor (filled while they were checked). */
+  evalCache: DecodedImageCache;
+  /** Files already found unreadable, each reported once. */
+  skipped: SkippedFiles;
   emit: Emit;
   stop: StopSignal;
 }
@@ -52,6 +61,11 @@ export interface EpochTotals {
   seconds: number;
 }
 
+/** The kNN monitor needs labels and held-out images. */
+export function hasKnnMonitor(dataset: DatasetScan): boolean {
+  return dataset.classes.length > 1 && dataset.test.length > 0;
+}
+
 export function summarise(dataset: DatasetScan): DatasetSummary {
   return { root: dataset.root, trainImages: dataset.train.length, testImages: dataset.test.length, classes: dataset.classes };
 }
@@ -63,10 +77,7 @@ export class TrainingRun {
   epoch: number;
   private readonly parameters: Parameters;
   private readonly optimizer: SgdMomentum;
-  private readonly skipped: SkippedFiles;
   private readonly loader: TwoViewLoader;
-  /** The kNN monitor embeds the same images every epoch: decoded once, at the eval size. */
-  private readonly evalCache: DecodedImageCache;
   private readonly metrics: MetricsLog;
   private parallel: DataParallelTrainer | null = null;
 
@@ -75,14 +86,12 @@ export class TrainingRun {
     this.parameters = parametersOf(input.model);
     this.optimizer = new SgdMomentum(this.config.momentum, this.config.weightDecay);
     if (input.optimizerState) this.restoreOptimizer(input.optimizerState);
-    this.skipped = new SkippedFiles(input.emit);
     this.loader = new TwoViewLoader(input.dataset.train, {
       augment: augmentConfigFor(this.config), batchSize: this.config.batchSize, seed: this.config.seed,
       maxCachedImages: this.config.maxCachedImages, threads: loaderThreadCount(this.config, tf.getBackend()),
       onWarning: (w) => this.skip(w),
     });
     this.batchesPerEpoch = this.loader.batchesPerEpoch();
-    this.evalCache = new DecodedImageCache(this.monitored ? this.config.maxCachedImages : 0, this.config.imageSize);
     this.metrics = new MetricsLog(input.runDir);
     this.metrics.rewindTo(input.startStep);
     this.step = input.startStep;
@@ -91,11 +100,6 @@ export class TrainingRun {
 
   get stopRequested(): boolean {
     return this.input.stop.requested;
-  }
-
-  /** The kNN monitor needs labels and held-out images. */
-  get monitored(): boolean {
-    return this.input.dataset.classes.length > 1 && this.input.dataset.test.length > 0;
   }
 
   /** Starts the replicas (their threads must be ended by close()) and says the run has begun. */
@@ -147,12 +151,15 @@ export class TrainingRun {
 
   /** kNN top-1 of the current network on the held-out images; null when the dataset has no labels to judge by. */
   async evaluate(): Promise<number | null> {
-    if (!this.monitored) return null;
+    if (!hasKnnMonitor(this.input.dataset)) return null;
     const { model, dataset } = this.input;
     const config = this.config;
     const onSkipped = (w: LoaderWarning) => this.skip(w);
-    const bank = await embedRecords(model, dataset.train, config.imageSize, undefined, this.evalCache, onSkipped);
-    const queries = await embedRecords(model, dataset.test, config.imageSize, undefined, this.evalCache, onSkipped);
+    const total = dataset.train.length + dataset.test.length;
+    const progress = (done: number) => this.input.emit(message({ type: 'progress', task: 'evaluate', done, total }));
+    const { evalCache } = this.input;
+    const bank = await embedRecords(model, dataset.train, config.imageSize, progress, evalCache, onSkipped);
+    const queries = await embedRecords(model, dataset.test, config.imageSize, (done) => progress(dataset.train.length + done), evalCache, onSkipped);
     const labelsOf = (records: ImageRecord[], kept: number[]) => Int32Array.from(kept, (i) => records[i].label ?? -1);
     try {
       return await knnAccuracy(bank.features, labelsOf(dataset.train, bank.kept), queries.features,
@@ -177,7 +184,7 @@ export class TrainingRun {
       kind: 'epoch', step: this.step, epoch: this.epoch, meanLoss: totals.meanLoss, lr, zStd: totals.zStd,
       zStdReference: 1 / Math.sqrt(this.config.projectorDim), knnTop1,
       imagesPerSecond: (totals.steps * this.config.batchSize) / Math.max(totals.seconds, 1e-9), seconds: totals.seconds,
-      skippedFiles: this.skipped.count,
+      skippedFiles: this.input.skipped.count,
     };
     this.record(record);
     this.metrics.flush();
@@ -223,7 +230,7 @@ export class TrainingRun {
   }
 
   private skip(warning: LoaderWarning): void {
-    this.skipped.report(warning.file, warning.reason);
+    this.input.skipped.report(warning.file, warning.reason);
   }
 
   private setStatus(status: 'running' | 'completed' | 'stopped' | 'failed', messageText?: string): void {
