@@ -197,7 +197,7 @@ describe('loaderThreadCount', () => {
     assert.strictEqual(loaderThreadCount(auto, 'tensorflow', 64), 8);
     assert.strictEqual(loaderThreadCount(auto, 'tensorflow', 1), 1);
     assert.strictEqual(loaderThreadCount(resolveConfig('tiny', { loaderThreads: 3 }), 'wasm', 2), 3);
-    assert.throws(() => resolveConfig('tiny', { loaderThreads: -1 }), /loaderThreads must be an integer ≥ 0/);
+    assert.throws(() => resolveConfig('tiny', { loaderThreads: -1 }), /loaderThreads must be an integer in \[0, 64\]/);
   });
 });
 
