@@ -1,13 +1,15 @@
 // `simsiam`: the headless front end of the engine, for remote machines and CI. Same trainer, same
 // messages as the extension; a progress bar on a TTY, or one JSON message per line with --json.
-// commander parses arguments (kept, typed, generates --help); cli-progress draws the bar.
+// commander parses arguments (kept, typed, generates --help); cli-progress draws the bar. Every
+// name it prints goes through printable(): file names are data, not terminal commands.
 import * as path from 'path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { BACKEND_CHOICES, PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName } from './config';
-import { StopSignal, startTraining, resumeTraining } from './trainer';
+import { BACKEND_CHOICES, PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName, type TrainConfig } from './config';
+import { StopSignal, startTraining, resumeTraining, TrainingError } from './trainer';
 import type { EngineMessage, MetricRecord, StepRecord } from './protocol';
 import { embedRun, findSimilar, findDuplicates, exportEmbeddings } from './retrieval/service';
+import { printable, printableJson } from './printable';
 
 const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -20,7 +22,40 @@ const num = (name: string) => (value: string) => {
   return n;
 };
 
+/** The train command's flags for config fields: what sets each field, and what an error about it names. */
+const CONFIG_FLAGS: { field: keyof TrainConfig; flag: string; description: string; parse: (name: string) => (value: string) => number }[] = [
+  { field: 'epochs', flag: '--epochs <n>', description: 'epochs', parse: int },
+  { field: 'batchSize', flag: '--batch <n>', description: 'batch size', parse: int },
+  { field: 'imageSize', flag: '--size <px>', description: 'input image size', parse: int },
+  { field: 'baseLr', flag: '--lr <x>', description: 'base learning rate (lr = base × batch / 256)', parse: num },
+  { field: 'seed', flag: '--seed <n>', description: 'random seed', parse: int },
+  { field: 'replicas', flag: '--threads <n>', description: 'data-parallel training threads on the wasm/cpu backends (0 = one per core)', parse: int },
+  { field: 'loaderThreads', flag: '--loader-threads <n>', description: 'threads decoding and augmenting images (0 = 1 on wasm/cpu, one per core but one on tfjs-node)', parse: int },
+  { field: 'cropScaleMin', flag: '--crop-min <x>', description: 'random resized crop: smallest area, as a fraction of the image (recipe 0.2)', parse: num },
+  { field: 'cropScaleMax', flag: '--crop-max <x>', description: 'random resized crop: largest area (recipe 1)', parse: num },
+  { field: 'colorJitter', flag: '--jitter <s>', description: 'colour-jitter strength s: brightness/contrast/saturation 0.4·s, hue 0.1·s (recipe 1)', parse: num },
+  { field: 'colorJitterP', flag: '--jitter-p <p>', description: 'probability of colour jitter (recipe 0.8)', parse: num },
+  { field: 'grayscaleP', flag: '--grayscale-p <p>', description: 'probability of grayscale (recipe 0.2)', parse: num },
+  { field: 'blurP', flag: '--blur-p <p>', description: 'probability of Gaussian blur (recipe 0.5 above 64 px, else 0)', parse: num },
+  { field: 'flipP', flag: '--flip-p <p>', description: 'probability of a horizontal flip (recipe 0.5)', parse: num },
+];
+
+/** commander's property name for a flag: --loader-threads <n> → loaderThreads. */
+function optionKey(flag: string): string {
+  return flag.split(' ')[0].slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+}
+
+/** An error's message, with the flag that fixes it when the engine named a config field. */
+function errorText(error: Error): string {
+  const flag = error instanceof TrainingError && error.field !== undefined
+    ? CONFIG_FLAGS.find((f) => f.field === error.field)?.flag.split(' ')[0] ?? (error.field === 'backend' ? '--backend' : undefined)
+    : undefined;
+  return flag ? error.message.replace(/\.?$/, ` (${flag}).`) : error.message;
+}
+
 const percent = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(1)} %`);
+/** A message that may quote file names, and may span lines. */
+const printableMessage = (text: string) => printable(text, { lineBreaks: true });
 
 /** Renders engine messages for a person: a bar per epoch on a TTY, plain lines elsewhere. */
 export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: EngineMessage) => void {
@@ -64,7 +99,7 @@ export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: 
       case 'started':
         epochs = m.config.epochs;
         batchesPerEpoch = m.batchesPerEpoch;
-        log(`run ${m.runDir}\nbackend ${m.backend} · ${m.dataset.trainImages} train / ${m.dataset.testImages} test images` +
+        log(`run ${printable(m.runDir)}\nbackend ${m.backend} · ${m.dataset.trainImages} train / ${m.dataset.testImages} test images` +
           (m.dataset.classes.length ? ` · ${m.dataset.classes.length} classes` : '') +
           ` · ${m.batchesPerEpoch} steps per epoch` + (m.startStep ? ` · resuming at step ${m.startStep}` : ''));
         break;
@@ -72,7 +107,7 @@ export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: 
         showRecord(m.record);
         break;
       case 'warning':
-        log(`warning: ${m.message}`);
+        log(`warning: ${printableMessage(m.message)}`);
         break;
       case 'checkpoint':
       case 'similarResult':
@@ -82,68 +117,144 @@ export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: 
         if (tty) stream.write(`\r${m.task} ${m.done}/${m.total}${m.done >= m.total ? '\n' : ''}`);
         break;
       case 'done':
-        log(`${m.status} at step ${m.step} (epoch ${m.epoch}): ${m.runDir}`);
+        log(`${m.status} at step ${m.step} (epoch ${m.epoch}): ${printable(m.runDir)}`);
         break;
       case 'error':
-        log(`error: ${m.message}`);
+        log(`error: ${printableMessage(m.message)}`);
         break;
     }
   };
 }
 
-function reporter(json: boolean): (m: EngineMessage) => void {
-  return json ? (m) => process.stdout.write(JSON.stringify(m) + '\n') : humanReporter();
+/**
+ * stdout or stderr as the CLI writes them. The first write that fails closes the stream for the
+ * rest of the command: EPIPE when its reader went away (`simsiam train --json | head -1`), which
+ * is the reader's choice, or anything else (a reset socket), which fails the command.
+ */
+class Output {
+  failure: NodeJS.ErrnoException | null = null;
+  private readonly closeListeners: (() => void)[] = [];
+
+  constructor(readonly name: 'stdout' | 'stderr', readonly stream: NodeJS.WriteStream) {
+    // Node never destroys stdout or stderr, so later writes fail again: the first failure counts.
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (this.failure) return;
+      this.failure = error;
+      for (const listener of this.closeListeners) listener();
+    });
+  }
+
+  write(text: string): void {
+    if (!this.failure) this.stream.write(text);
+  }
+
+  line(text: string): void {
+    this.write(text + '\n');
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  /** A failure other than a reader that left: the output is incomplete. */
+  get lost(): boolean {
+    return this.failure !== null && this.failure.code !== 'EPIPE';
+  }
+
+  /**
+   * Resolves once everything written so far has left the process. A pipe takes 64 KiB at once
+   * and Node holds the rest; exiting before then cuts the output short.
+   */
+  flushed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.failure) resolve();
+      else this.stream.write('', () => resolve());
+    });
+  }
 }
 
-/** First Ctrl-C stops after the current step with a checkpoint; a second one exits at once. */
-function stopOnInterrupt(): StopSignal {
+interface Outputs {
+  out: Output;
+  err: Output;
+}
+
+function reporter(io: Outputs, json: boolean): (m: EngineMessage) => void {
+  return json ? (m) => io.out.line(printableJson(m)) : humanReporter(io.err.stream);
+}
+
+/**
+ * Ctrl-C (or SIGTERM) stops after the current step with a checkpoint; a second one exits at once.
+ * A closed stdout or stderr stops the same way: nobody is reading, and the run stays resumable.
+ */
+function stopSignal(io: Outputs): StopSignal {
   const stop = new StopSignal();
   let interrupts = 0;
   const onSignal = () => {
     if (++interrupts > 1) process.exit(130);
-    process.stderr.write('\nstopping after this step (Ctrl-C again to quit now)…\n');
+    io.err.write('\nstopping after this step (Ctrl-C again to quit now)…\n');
     stop.request();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  for (const output of [io.out, io.err]) {
+    output.onClose(() => {
+      io.err.write(`\n${output.name} was closed: stopping after this step (resume continues the run)\n`);
+      stop.request();
+    });
+  }
   return stop;
 }
 
-export function buildProgram(): Command {
+/**
+ * Runs the CLI and exits with its status once all it printed has been written: 0, or 1 when the
+ * command failed or its output could not be written (a reader that left is not a failure).
+ */
+export async function main(argv: string[]): Promise<never> {
+  const io: Outputs = { out: new Output('stdout', process.stdout), err: new Output('stderr', process.stderr) };
+  let code = 0;
+  try {
+    await buildProgram(io).parseAsync(argv);
+  } catch (error) {
+    // commander has printed its own errors (and --help) already.
+    code = error instanceof CommanderError ? error.exitCode : 1;
+    if (!(error instanceof CommanderError)) io.err.line(`error: ${printableMessage(errorText(error as Error))}`);
+  }
+  const lost = [io.out, io.err].find((output) => output.lost);
+  if (lost) {
+    code ||= 1;
+    io.err.line(`error: could not write to ${lost.name}: ${lost.failure?.message}`);
+  }
+  await Promise.all([io.out.flushed(), io.err.flushed()]);
+  // Nothing is left to write; an engine thread or backend may still hold the event loop.
+  process.exit(code);
+}
+
+function buildProgram(io: Outputs): Command {
+  // Set before the subcommands are added: they inherit it.
   const program = new Command('simsiam')
     .description('Self-supervised SimSiam training and image retrieval on a folder of images.')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.out.write(printableMessage(text)),
+      writeErr: (text) => io.err.write(printableMessage(text)),
+    });
 
-  program.command('train')
+  const train = program.command('train')
     .description('train SimSiam on a folder of images (class subfolders and train/ test/ splits are used for monitoring only)')
     .argument('<folder>', 'folder of images')
     .addOption(new Option('--preset <name>', Object.entries(PRESET_DESCRIPTIONS).map(([k, v]) => `${k}: ${v}`).join('; '))
       .choices(Object.keys(PRESETS)).default('tiny'))
-    .option('--epochs <n>', 'epochs', int('--epochs'))
-    .option('--batch <n>', 'batch size', int('--batch'))
-    .option('--size <px>', 'input image size', int('--size'))
-    .option('--lr <x>', 'base learning rate (lr = base × batch / 256)', num('--lr'))
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'))
-    .option('--seed <n>', 'random seed', int('--seed'))
-    .option('--threads <n>', 'data-parallel training threads on the wasm/cpu backends (0 = one per core)', int('--threads'))
-    .option('--loader-threads <n>', 'threads decoding and augmenting images (0 = 1 on wasm/cpu, one per core but one on tfjs-node)', int('--loader-threads'))
-    .option('--crop-min <x>', 'random resized crop: smallest area, as a fraction of the image (recipe 0.2)', num('--crop-min'))
-    .option('--crop-max <x>', 'random resized crop: largest area (recipe 1)', num('--crop-max'))
-    .option('--jitter <s>', 'colour-jitter strength s: brightness/contrast/saturation 0.4·s, hue 0.1·s (recipe 1)', num('--jitter'))
-    .option('--jitter-p <p>', 'probability of colour jitter (recipe 0.8)', num('--jitter-p'))
-    .option('--grayscale-p <p>', 'probability of grayscale (recipe 0.2)', num('--grayscale-p'))
-    .option('--blur-p <p>', 'probability of Gaussian blur (recipe 0.5 above 64 px, else 0)', num('--blur-p'))
-    .option('--flip-p <p>', 'probability of a horizontal flip (recipe 0.5)', num('--flip-p'))
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'));
+  for (const { flag, description, parse } of CONFIG_FLAGS) train.option(flag, description, parse(flag.split(' ')[0]));
+  train
     .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
     .option('--name <name>', 'run name')
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (folder: string, o) => {
-      const config = resolveConfig(o.preset as PresetName, {
-        epochs: o.epochs, batchSize: o.batch, imageSize: o.size, baseLr: o.lr, backend: o.backend, seed: o.seed, replicas: o.threads,
-        loaderThreads: o.loaderThreads, cropScaleMin: o.cropMin, cropScaleMax: o.cropMax, colorJitter: o.jitter,
-        colorJitterP: o.jitterP, grayscaleP: o.grayscaleP, blurP: o.blurP, flipP: o.flipP,
-      });
-      await startTraining({ folder, config, runsDir: o.out, name: o.name }, reporter(o.json), stopOnInterrupt());
+      const overrides = Object.fromEntries(CONFIG_FLAGS.map(({ field, flag }) => [field, o[optionKey(flag)]]));
+      const config = resolveConfig(o.preset as PresetName, { ...overrides, backend: o.backend });
+      await startTraining({ folder, config, runsDir: o.out, name: o.name }, reporter(io, o.json), stopSignal(io));
     });
 
   program.command('resume')
@@ -152,7 +263,7 @@ export function buildProgram(): Command {
     .option('--epochs <n>', 'raise the total number of epochs', int('--epochs'))
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (run: string, o) => {
-      await resumeTraining({ runDir: run, epochs: o.epochs }, reporter(o.json), stopOnInterrupt());
+      await resumeTraining({ runDir: run, epochs: o.epochs }, reporter(io, o.json), stopSignal(io));
     });
 
   program.command('embed')
@@ -160,8 +271,8 @@ export function buildProgram(): Command {
     .argument('<run>', 'run folder')
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (run: string, o) => {
-      const result = await embedRun(path.resolve(run), reporter(o.json));
-      if (!o.json) console.log(`${result.images} images indexed (${result.reembedded} embedded now)`);
+      const result = await embedRun(path.resolve(run), reporter(io, o.json));
+      if (!o.json) io.out.line(`${result.images} images indexed (${result.reembedded} embedded now)`);
     });
 
   program.command('similar')
@@ -171,13 +282,15 @@ export function buildProgram(): Command {
     .option('-k <n>', 'neighbours', int('-k'), 10)
     .option('--json', 'print the result as JSON')
     .action(async (run: string, image: string, o) => {
-      const result = await findSimilar(path.resolve(run), path.resolve(image), o.k, o.json ? () => undefined : humanReporter());
+      const progress = o.json ? () => undefined : humanReporter(io.err.stream);
+      const result = await findSimilar(path.resolve(run), path.resolve(image), o.k, progress);
       if (o.json) {
-        console.log(JSON.stringify(result));
+        io.out.line(printableJson(result));
         return;
       }
-      console.log(`neighbours of ${result.query}:`);
-      result.neighbours.forEach((n, i) => console.log(`${String(i + 1).padStart(3)}. ${n.score.toFixed(4)}  ${n.label ?? '-'}  ${n.path}`));
+      io.out.line(`neighbours of ${printable(result.query)}:`);
+      result.neighbours.forEach((n, i) =>
+        io.out.line(`${String(i + 1).padStart(3)}. ${n.score.toFixed(4)}  ${printable(n.label ?? '-')}  ${printable(n.path)}`));
     });
 
   program.command('duplicates')
@@ -186,13 +299,15 @@ export function buildProgram(): Command {
     .option('--threshold <x>', 'cosine similarity above which images are duplicates', num('--threshold'), 0.95)
     .option('--json', 'print the groups as JSON')
     .action(async (run: string, o) => {
-      const groups = await findDuplicates(path.resolve(run), o.threshold, o.json ? () => undefined : humanReporter());
+      const progress = o.json ? () => undefined : humanReporter(io.err.stream);
+      const groups = await findDuplicates(path.resolve(run), o.threshold, progress);
       if (o.json) {
-        console.log(JSON.stringify(groups));
+        io.out.line(printableJson(groups));
         return;
       }
-      if (!groups.length) console.log(`no near-duplicates above ${o.threshold}`);
-      groups.forEach((g, i) => console.log(`group ${i + 1} (${g.paths.length} images, min similarity ${g.minScore.toFixed(4)}):\n  ${g.paths.join('\n  ')}`));
+      if (!groups.length) io.out.line(`no near-duplicates above ${o.threshold}`);
+      groups.forEach((g, i) => io.out.line(`group ${i + 1} (${g.paths.length} images, min similarity ${g.minScore.toFixed(4)}):\n  ` +
+        g.paths.map((p) => printable(p)).join('\n  ')));
     });
 
   program.command('export')
@@ -201,8 +316,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['npy', 'csv']).default('npy'))
     .option('--out <file>', 'output file (default inside the run folder)')
     .action(async (run: string, o) => {
-      const files = await exportEmbeddings(path.resolve(run), o.format, o.out, humanReporter());
-      console.log(`wrote ${files.join(', ')}`);
+      const files = await exportEmbeddings(path.resolve(run), o.format, o.out, humanReporter(io.err.stream));
+      io.out.line(`wrote ${files.map((f) => printable(f)).join(', ')}`);
     });
 
   return program;
