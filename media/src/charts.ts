@@ -1,33 +1,54 @@
 // The panel's charts, drawn with uPlot (bundled into media/dist/panel.js; no CDN) in the theme's
-// own colours. Metric records stream in; each chart redraws at most once per animation frame.
+// own colours, made solid (./colors.ts). Metric records stream in; each chart redraws at most once
+// per animation frame. Each chart card reports what it drew in data attributes (points, x ticks,
+// x range), which the UI test reads as a person would read the axes.
 import uPlot from 'uplot';
+import type { RunView } from '../../src/webview/protocol';
+import { tickLabels, WHOLE_INCREMENTS, xRange } from './axes';
+import { gridColor, parseCssColor, solidColor, type Rgba } from './colors';
 import { element } from './dom';
 import type { ChartCounts, MetricStore } from './metricStore';
+import { emptyChartNote } from './runNotes';
 
 interface Palette { text: string; grid: string; colors: string[] }
 
+const SERIES_COLORS: [variable: string, fallback: string][] = [
+  ['--vscode-charts-blue', '#3794ff'],
+  ['--vscode-charts-orange', '#d18616'],
+  ['--vscode-charts-purple', '#b180d7'],
+  ['--vscode-charts-green', '#89d185'],
+  ['--vscode-charts-red', '#f14c4c'],
+  ['--vscode-charts-yellow', '#cca700'],
+];
+
+/** The current theme's colours, each resolved by the browser (any CSS colour form) and parsed. */
 function palette(): Palette {
   const style = getComputedStyle(document.body);
-  const read = (name: string, fallback: string) => style.getPropertyValue(name).trim() || fallback;
-  return {
-    text: read('--vscode-foreground', '#cccccc'),
-    grid: read('--vscode-editorWidget-border', read('--vscode-panel-border', '#80808040')),
-    colors: [
-      read('--vscode-charts-blue', '#3794ff'),
-      read('--vscode-charts-orange', '#d18616'),
-      read('--vscode-charts-purple', '#b180d7'),
-      read('--vscode-charts-green', '#89d185'),
-      read('--vscode-charts-red', '#f14c4c'),
-      read('--vscode-charts-yellow', '#cca700'),
-    ],
+  const probe = element('span');
+  probe.hidden = true;
+  document.body.append(probe);
+  const resolve = (variable: string, fallback: string): Rgba => {
+    probe.style.color = fallback;
+    probe.style.color = style.getPropertyValue(variable).trim() || fallback;
+    return parseCssColor(getComputedStyle(probe).color) ?? parseCssColor(fallback)!;
   };
+  try {
+    const border = style.getPropertyValue('--vscode-editorWidget-border').trim() ? '--vscode-editorWidget-border' : '--vscode-panel-border';
+    return {
+      text: style.getPropertyValue('--vscode-foreground').trim() || '#cccccc',
+      grid: gridColor(resolve(border, '#80808040'), document.body.classList.contains('vscode-high-contrast')),
+      colors: SERIES_COLORS.map(([variable, fallback]) => solidColor(resolve(variable, fallback))),
+    };
+  } finally {
+    probe.remove();
+  }
 }
 
 interface SeriesSpec { label: string; color: number; dash?: number[]; points?: boolean; width?: number }
 
 interface ChartSpec {
   id: string;
-  /** Shown while the chart has no points; default "Waiting for data…". */
+  /** Why the chart may stay empty although the run trains (see emptyChartNote). */
   emptyNote?: string;
   /** Fixed y range (e.g. 0–100 % for accuracy); default: fitted to the data. */
   yRange?: [number, number];
@@ -39,8 +60,6 @@ interface ChartSpec {
   /** Controls shown in the card's header (the compare picker). */
   headerExtra?: HTMLElement;
 }
-
-const EMPTY_NOTE = 'Waiting for data…';
 
 class Chart {
   readonly card: HTMLElement;
@@ -55,7 +74,7 @@ class Chart {
     header.append(element('h2', undefined, spec.title));
     if (spec.headerExtra) header.append(spec.headerExtra);
     this.plotHost = element('div', 'plot');
-    this.empty = element('p', 'empty', spec.emptyNote ?? EMPTY_NOTE);
+    this.empty = element('p', 'empty', emptyChartNote(null, spec.emptyNote));
     this.card.append(header, this.plotHost, this.empty);
     parent.append(this.card);
   }
@@ -63,21 +82,26 @@ class Chart {
   /** (Re)creates the plot in the current theme's colours. */
   build(store: MetricStore, colors: Palette): void {
     this.plot?.destroy();
-    const axis = (label: string): uPlot.Axis => ({
+    // Every x axis counts steps or epochs.
+    const axis = (label: string, whole: boolean): uPlot.Axis => ({
       label, stroke: colors.text, grid: { stroke: colors.grid, width: 1 }, ticks: { stroke: colors.grid, width: 1 },
-      labelSize: 18, size: 56, values: tickLabels,
+      labelSize: 18, size: 56, ...(whole ? { incrs: WHOLE_INCREMENTS } : {}),
+      values: (_u, splits) => {
+        const labels = tickLabels(splits, whole);
+        if (whole) this.card.dataset.xTicks = labels.join(' ');
+        return labels;
+      },
     });
     this.plot = new uPlot({
       width: this.width(),
       height: 190,
       scales: {
-        // A lone point (the first step, or epoch 0's kNN) gets a unit-wide axis rather than uPlot's 0–100.
-        x: { time: false, range: (_u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) },
+        x: { time: false, range: (u, min, max) => xRange(u.data[0], min, max) },
         ...(this.spec.yRange ? { y: { range: this.spec.yRange } } : {}),
       },
       legend: { show: true, live: true },
       cursor: { drag: { x: true, y: false } },
-      axes: [axis(this.spec.xLabel), axis(this.spec.yLabel)],
+      axes: [axis(this.spec.xLabel, true), axis(this.spec.yLabel, false)],
       series: [
         { label: this.spec.xLabel },
         ...this.spec.series.map((s): uPlot.Series => ({
@@ -89,6 +113,11 @@ class Chart {
           points: { show: s.points ?? false, size: 5 },
         })),
       ],
+      hooks: {
+        draw: [(u) => {
+          this.card.dataset.xRange = `${u.scales.x.min} ${u.scales.x.max}`;
+        }],
+      },
     }, this.spec.data(store), this.plotHost);
     this.update(store);
   }
@@ -100,6 +129,16 @@ class Chart {
     this.empty.hidden = data[0].length > 0;
   }
 
+  /** Says why the chart has no points, as the run stands now. */
+  showRun(run: RunView): void {
+    this.empty.textContent = emptyChartNote(run, this.spec.emptyNote);
+  }
+
+  /** The note a person sees instead of the plot, or null when it has points. */
+  get shownNote(): string | null {
+    return this.empty.hidden ? null : this.empty.textContent;
+  }
+
   resize(): void {
     this.plot?.setSize({ width: this.width(), height: 190 });
   }
@@ -107,14 +146,6 @@ class Chart {
   private width(): number {
     return Math.max(220, this.plotHost.clientWidth || this.card.clientWidth - 24);
   }
-}
-
-/** Tick labels with as many decimals as the tick spacing needs (z-std moves in the 4th decimal, lr in the 5th). */
-function tickLabels(_u: uPlot, splits: number[]): string[] {
-  const spacing = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : Math.abs(splits[0] ?? 1);
-  if (spacing > 0 && spacing < 1e-4) return splits.map((v) => v.toExponential(1));
-  const decimals = spacing > 0 ? Math.min(6, Math.max(0, Math.ceil(-Math.log10(spacing) - 1e-9))) : 2;
-  return splits.map((v) => v.toFixed(decimals));
 }
 
 /** Values of `points` placed on the sorted x grid `xs` (null where a series has no point). */
@@ -129,7 +160,8 @@ function sortedUnion(...lists: number[][]): number[] {
 export class ChartBoard {
   private readonly charts: Chart[] = [];
   private frame = 0;
-  private colors = palette();
+  private resizeFrame = 0;
+  private rebuildFrame = 0;
 
   constructor(private readonly store: MetricStore, parent: HTMLElement, compareControl: HTMLElement,
     private readonly onDrawn: (counts: ChartCounts) => void) {
@@ -138,7 +170,7 @@ export class ChartBoard {
         id: 'loss', title: 'Loss (per step and epoch mean)', xLabel: 'step', yLabel: 'loss',
         series: [
           { label: 'step loss', color: 0, width: 1 },
-          { label: 'epoch mean', color: 1, points: true, width: 2 },
+          { label: 'epoch-mean loss', color: 1, points: true, width: 2 },
           { label: 'compare', color: 2, dash: [6, 4] },
         ],
         headerExtra: compareControl,
@@ -189,10 +221,21 @@ export class ChartBoard {
     ];
     for (const spec of specs) this.charts.push(new Chart(spec, parent));
     // Build once laid out, so widths are known.
-    requestAnimationFrame(() => this.rebuild());
-    new ResizeObserver(() => this.charts.forEach((c) => c.resize())).observe(parent);
-    // VS Code swaps the body's theme class (vscode-light / vscode-dark / vscode-high-contrast).
-    new MutationObserver(() => this.rebuild()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+    this.scheduleRebuild();
+    // Resized on the next frame: resizing inside the observer's callback would change the layout it
+    // reports on, which Chromium reports as a window error ("ResizeObserver loop completed with
+    // undelivered notifications") that the panel logs.
+    new ResizeObserver(() => {
+      this.resizeFrame ||= requestAnimationFrame(() => {
+        this.resizeFrame = 0;
+        this.charts.forEach((c) => c.resize());
+      });
+    }).observe(parent);
+    // A theme change swaps the body's theme class and attributes (not between two dark themes) and
+    // rewrites the --vscode-* variables on the root element's style.
+    const themeChanged = new MutationObserver(() => this.scheduleRebuild());
+    themeChanged.observe(document.body, { attributes: true, attributeFilter: ['class', 'data-vscode-theme-id'] });
+    themeChanged.observe(document.documentElement, { attributes: true, attributeFilter: ['style'] });
   }
 
   /** Redraws with the latest data on the next frame (coalescing bursts of step messages). */
@@ -205,9 +248,22 @@ export class ChartBoard {
     });
   }
 
-  private rebuild(): void {
-    this.colors = palette();
-    this.charts.forEach((c) => c.build(this.store, this.colors));
-    this.onDrawn(this.store.counts());
+  /** The empty charts' notes follow the run: waiting, a phase in progress, or why no data will come. */
+  showRun(run: RunView): void {
+    this.charts.forEach((c) => c.showRun(run));
+  }
+
+  /** What the charts without points say instead. */
+  emptyNotes(): string[] {
+    return this.charts.map((c) => c.shownNote).filter((note): note is string => note !== null);
+  }
+
+  private scheduleRebuild(): void {
+    this.rebuildFrame ||= requestAnimationFrame(() => {
+      this.rebuildFrame = 0;
+      const colors = palette();
+      this.charts.forEach((c) => c.build(this.store, colors));
+      this.onDrawn(this.store.counts());
+    });
   }
 }

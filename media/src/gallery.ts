@@ -1,5 +1,5 @@
-// The retrieval gallery: a query image and its nearest neighbours as thumbnails with scores and
-// labels. Clicking a thumbnail opens the image in an editor; "Similar to this" makes it the query.
+// The retrieval gallery: a query image and its nearest neighbours as thumbnails with scores,
+// labels and dataset-relative paths (which name the split folder, where the dataset has one). Clicking a thumbnail opens the image in an editor; "Similar to this" makes it the query.
 import type { GalleryImage, GalleryMessage, QueryRequest, WebviewMessageBody } from '../../src/webview/protocol';
 import { element } from './dom';
 
@@ -88,7 +88,8 @@ export class Gallery {
     const caption = element('figcaption');
     caption.append(element('span', 'score', isQuery ? 'query' : (image.score ?? 0).toFixed(3)));
     if (image.label) caption.append(element('span', 'label', image.label));
-    caption.append(element('span', 'name', image.path.split('/').pop() ?? image.path));
+    // The whole dataset-relative path: train/cat/0038.jpg and test/frog/0038.jpg share a file name.
+    caption.append(element('span', 'path', image.path));
     figure.append(caption);
     if (!isQuery) {
       const again = element('button', 'secondary again', 'Similar to this');

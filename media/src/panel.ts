@@ -5,11 +5,12 @@ import {
   parseToWebview, webviewMessage, WebviewProtocolError,
   type CompareOption, type FromWebviewMessage, type PanelState, type RunView, type ToWebviewMessage, type WebviewMessageBody,
 } from '../../src/webview/protocol';
-import { formatDuration } from '../../src/host/format';
+import { progressParts } from '../../src/host/panel/runText';
 import { ChartBoard } from './charts';
 import { element } from './dom';
 import { Gallery } from './gallery';
 import { MetricStore } from './metricStore';
+import { runBanner } from './runNotes';
 
 interface VsCodeApi {
   postMessage(message: unknown): void;
@@ -45,26 +46,39 @@ const header = element('header', 'run-header');
 const title = element('h1');
 const badge = element('span', 'badge');
 const summary = element('p', 'summary');
-const note = element('p', 'note');
-header.append(title, badge, summary, note);
+// A phase between steps (loading images, a kNN evaluation) shows how far it got.
+const phaseBar = element('progress', 'phase');
+phaseBar.hidden = true;
+header.append(title, badge, summary, phaseBar);
+// Where the charts are, above them: why the run failed or stopped.
+const banner = element('p', 'run-banner');
+banner.hidden = true;
 const chartGrid = element('div', 'charts');
 const compareSelect = element('select');
 compareSelect.id = 'compare';
 compareSelect.title = "Overlay another run's loss curve";
 const compareLabel = element('label', 'compare');
 compareLabel.append('Compare ', compareSelect);
-app.append(header, chartGrid);
+app.append(header, banner, chartGrid);
 
 const store = new MetricStore();
 let lastReport = '';
 const board = new ChartBoard(store, chartGrid, compareLabel, (counts) => {
-  const report = { ...counts, latest: store.latest() };
-  const key = JSON.stringify(report);
+  chartGrid.dataset.stepPoints = String(counts.stepPoints);
+  report();
+});
+
+/** Tells the extension what the panel shows once drawn, when that changed: points on the curves and the words around them. */
+function report(): void {
+  const body = {
+    type: 'rendered', ...store.counts(), latest: store.latest(),
+    summary: summary.textContent ?? '', banner: banner.hidden ? null : banner.textContent, emptyNotes: board.emptyNotes(),
+  } as const;
+  const key = JSON.stringify(body);
   if (key === lastReport) return;
   lastReport = key;
-  chartGrid.dataset.stepPoints = String(counts.stepPoints);
-  post({ type: 'rendered', ...report });
-});
+  post(body);
+}
 
 const gallery = new Gallery(app, {
   query: (request) => post(request),
@@ -84,20 +98,21 @@ function showRun(run: RunView): void {
   title.textContent = run.name;
   badge.textContent = run.status;
   badge.className = `badge status-${run.status}`;
-  const lastLoss = store.steps.length ? store.steps[store.steps.length - 1].loss : null;
-  const lastEpoch = store.epochs.length ? store.epochs[store.epochs.length - 1] : null;
-  const parts = [
-    `epoch ${run.status === 'running' ? Math.min(run.epoch + 1, run.epochs) : run.epoch}/${run.epochs}`,
-    `step ${run.step}`,
-  ];
-  if (lastLoss !== null) parts.push(`loss ${lastLoss.toFixed(4)}`);
-  if (lastEpoch?.knnTop1 !== null && lastEpoch?.knnTop1 !== undefined) parts.push(`kNN ${(lastEpoch.knnTop1 * 100).toFixed(1)}%`);
-  if (run.etaSeconds !== null) parts.push(`ETA ${formatDuration(run.etaSeconds)}`);
-  parts.push(`${run.preset} preset`, run.backend);
-  summary.textContent = parts.join(' · ');
-  note.textContent = run.message ?? '';
-  note.hidden = !run.message;
+  summary.textContent = [...progressParts(run.progress), `${run.preset} preset`, run.backend].join(' · ');
+  const phase = run.progress.running ? run.progress.phase : null;
+  phaseBar.hidden = !phase;
+  if (phase) {
+    phaseBar.max = Math.max(1, phase.total);
+    phaseBar.value = phase.done;
+  }
+  const shown = runBanner(run);
+  banner.hidden = !shown;
+  banner.textContent = shown?.text ?? '';
+  banner.classList.toggle('error', shown?.error ?? false);
   app.dataset.status = run.status;
+  board.showRun(run);
+  // Reported with the next frame's drawing, like the points.
+  board.schedule();
 }
 
 function showCompareOptions(options: CompareOption[]): void {
@@ -112,13 +127,10 @@ function showCompareOptions(options: CompareOption[]): void {
   compareSelect.value = options.some((o) => o.runDir === wanted) ? wanted : '';
 }
 
-let currentRun: RunView | null = null;
-
 function handle(message: ToWebviewMessage): void {
   switch (message.type) {
     case 'init':
       store.replace(message.history);
-      currentRun = message.run;
       showRun(message.run);
       showCompareOptions(message.compareOptions);
       if (compareSelect.value) post({ type: 'compare', runDir: compareSelect.value });
@@ -133,10 +145,8 @@ function handle(message: ToWebviewMessage): void {
     case 'append':
       store.append(message.records);
       board.schedule();
-      if (currentRun) showRun(currentRun);
       break;
     case 'status':
-      currentRun = message.run;
       showRun(message.run);
       break;
     case 'compareOptions':

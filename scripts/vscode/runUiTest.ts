@@ -75,7 +75,7 @@ export function packageExtension(extensionDir: string, outFile: string): string 
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function exactText(text: string): RegExp {
+export function exactText(text: string): RegExp {
   return new RegExp(`^\\s*${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
 }
 

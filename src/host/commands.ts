@@ -4,7 +4,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { PRESETS, PRESET_DESCRIPTIONS, type PresetName, type TrainConfig } from '../training/config';
-import { defaultRunsDir, isProcessAlive } from '../training/run/runStore';
+import { defaultRunsDir } from '../training/run/runStore';
+import { describeHolder, isLocal, runLockState } from '../training/run/runLock';
 import type { Neighbour } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
 import { TrainingRequestError, type TrainingManager, type TrainingSession } from './training';
@@ -12,8 +13,10 @@ import { showTrainingProgress } from './trainingUi';
 import { configuredRunsFolder, resolveTrainingConfig, SECTION, trainingDefaults } from './settings';
 import { RunItem } from './experimentsView';
 import { formatKnn } from './format';
+import { showError, showInformation, showWarning } from './notify';
 import type { ExperimentPanels } from './panel/experimentPanels';
 import { isPathInside } from './panel/pathGuard';
+import { epochText, runProgress } from './panel/runText';
 import { IMAGE_EXTENSION_NAMES, isImageFileName } from '../training/data/dataset';
 
 /** What a command may be invoked with: a tree row, a run folder path, or nothing (then it asks). */
@@ -44,7 +47,7 @@ export class Commands {
     if (busy) {
       const open = 'Open Experiment';
       const stop = 'Stop It';
-      void vscode.window.showInformationMessage(`${path.basename(folder)} is already training. One run per folder at a time.`, open, stop)
+      void showInformation(`${path.basename(folder)} is already training. One run per folder at a time.`, open, stop)
         .then((answer) => {
           if (answer === open && busy.runDir) this.panels.open(busy.runDir);
           if (answer === stop) busy.stop();
@@ -60,7 +63,7 @@ export class Commands {
     } catch (error) {
       const invalid = (error as Error).message;
       this.log.error(invalid);
-      void vscode.window.showErrorMessage(`SimSiam: ${invalid}`, 'Open Settings')
+      void showError(`SimSiam: ${invalid}`, 'Open Settings')
         .then((answer) => answer && vscode.commands.executeCommand('workbench.action.openSettings', SECTION));
       return undefined;
     }
@@ -69,7 +72,7 @@ export class Commands {
     try {
       session = this.training.train({ folder, config, runsDir, name: choices.name });
     } catch (error) {
-      void vscode.window.showErrorMessage(`SimSiam: ${(error as Error).message}`);
+      void showError(`SimSiam: ${(error as Error).message}`);
       return undefined;
     }
     void this.catalog.remember(runsDir);
@@ -90,16 +93,21 @@ export class Commands {
       const onAnswer = (answer: string | undefined) => {
         if (answer === open && outcome.runDir) this.panels.open(outcome.runDir);
         if (answer === 'Show Log') this.log.show(true);
+        if (answer === openSettings && outcome.status === 'failed') {
+          void vscode.commands.executeCommand('workbench.action.openSettings', outcome.setting);
+        }
       };
+      const openSettings = 'Open Settings';
       if (outcome.status === 'completed') {
         const knn = session.progress?.knnTop1;
-        void vscode.window.showInformationMessage(
+        void showInformation(
           `SimSiam: ${session.name} finished${knn !== null && knn !== undefined ? ` (kNN ${formatKnn(knn)})` : ''}. ` +
           'Right-click an image of the folder to find similar ones.', open).then(onAnswer);
       } else if (outcome.status === 'stopped') {
-        void vscode.window.showInformationMessage(`SimSiam: ${session.name} stopped with a checkpoint; resume it any time.`, open).then(onAnswer);
+        void showInformation(`SimSiam: ${session.name} stopped with a checkpoint; resume it any time.`, open).then(onAnswer);
       } else {
-        void vscode.window.showErrorMessage(`SimSiam: ${session.name} failed: ${outcome.message}`, 'Show Log', ...(outcome.runDir ? [open] : []))
+        void showError(`SimSiam: ${session.name} failed: ${outcome.message}`,
+          ...(outcome.setting ? [openSettings] : []), 'Show Log', ...(outcome.runDir ? [open] : []))
           .then(onAnswer);
       }
     });
@@ -153,7 +161,7 @@ export class Commands {
     if (!runDir) {
       const sessions = this.training.active.filter((s) => !s.ended);
       if (sessions.length === 0) {
-        void vscode.window.showInformationMessage('SimSiam: no run is training in this window.');
+        void showInformation('SimSiam: no run is training in this window.');
         return;
       }
       if (sessions.length === 1 && !sessions[0].runDir) {
@@ -174,16 +182,37 @@ export class Commands {
       session.stop();
       return;
     }
-    const summary = this.catalog.list().find((r) => path.resolve(r.runDir) === path.resolve(runDir!));
-    const pid = summary?.status.pid;
-    if (summary?.status.status !== 'running' || pid === undefined || !isProcessAlive(pid)) {
-      void vscode.window.showInformationMessage(`SimSiam: ${summary?.record.name ?? runDir} is not training.`);
+    const name = this.catalog.list().find((r) => path.resolve(r.runDir) === path.resolve(runDir!))?.record.name ?? runDir;
+    // The run lock says who trains it; status.json may name a process long gone, or a pid reused since.
+    const lock = runLockState(runDir, 'training');
+    if (!lock.held) {
+      void showInformation(`SimSiam: ${name} is not training.`);
+      return;
+    }
+    const { holder } = lock;
+    if (!holder) {
+      void showInformation(`SimSiam: ${name} is just starting in another process; try again in a moment.`);
+      return;
+    }
+    if (!isLocal(holder)) {
+      void showWarning(`SimSiam: ${name} is training on host ${holder.host} (process ${holder.pid}): stop it there.`);
       return;
     }
     // Another window or the CLI owns it; both stop gracefully (with a checkpoint) on SIGTERM.
-    const answer = await vscode.window.showWarningMessage(
-      `${summary.record.name} is training in another process (pid ${pid}). Stop it? It saves a checkpoint first.`, { modal: true }, 'Stop');
-    if (answer === 'Stop') process.kill(pid, 'SIGTERM');
+    const answer = await showWarning(
+      `${name} is training in another process: ${describeHolder(holder)}. Stop it? It saves a checkpoint first.`, { modal: true }, 'Stop');
+    if (answer !== 'Stop') return;
+    // The question waited on a person: signal the process only if it still holds this very lock.
+    const now = runLockState(runDir, 'training');
+    if (!now.held || now.holder?.token !== holder.token) {
+      void showInformation(`SimSiam: ${name} is no longer training.`);
+      return;
+    }
+    try {
+      process.kill(holder.pid, 'SIGTERM');
+    } catch (error) {
+      void showError(`SimSiam: could not stop process ${holder.pid}: ${(error as Error).message}`);
+    }
   }
 
   async resumeTraining(target?: RunTarget, epochs?: number): Promise<TrainingSession | undefined> {
@@ -191,11 +220,11 @@ export class Commands {
     const run = await this.resolveRun(target, 'Run to resume', (r) => r.status.status !== 'running' && r.hasCheckpoint);
     if (!run) return undefined;
     if (run.status.status === 'running') {
-      void vscode.window.showInformationMessage(`SimSiam: ${run.record.name} is already training.`);
+      void showInformation(`SimSiam: ${run.record.name} is already training.`);
       return undefined;
     }
     if (!run.hasCheckpoint) {
-      void vscode.window.showWarningMessage(`SimSiam: ${run.record.name} stopped before its first checkpoint; train the folder again instead.`);
+      void showWarning(`SimSiam: ${run.record.name} stopped before its first checkpoint; train the folder again instead.`);
       return undefined;
     }
     let totalEpochs = epochs;
@@ -215,7 +244,7 @@ export class Commands {
       session = this.training.resume(run.runDir, totalEpochs);
     } catch (error) {
       const text = error instanceof TrainingRequestError ? error.message : `could not resume: ${(error as Error).message}`;
-      void vscode.window.showErrorMessage(`SimSiam: ${text}`);
+      void showError(`SimSiam: ${text}`);
       return undefined;
     }
     this.follow(session);
@@ -233,11 +262,11 @@ export class Commands {
     const run = await this.resolveRun(target, 'Experiment to delete', () => true);
     if (!run) return false;
     if (this.training.sessionForRun(run.runDir) || (run.status.status === 'running')) {
-      void vscode.window.showWarningMessage(`SimSiam: ${run.record.name} is training; stop it before deleting it.`);
+      void showWarning(`SimSiam: ${run.record.name} is training; stop it before deleting it.`);
       return false;
     }
     if (!confirmed) {
-      const answer = await vscode.window.showWarningMessage(
+      const answer = await showWarning(
         `Delete the experiment "${run.record.name}"?`,
         { modal: true, detail: `This removes ${run.runDir} with its checkpoints, metrics and index. The images are not touched.` },
         'Delete');
@@ -259,7 +288,7 @@ export class Commands {
       await vscode.commands.executeCommand('revealFileInOS', uri);
     } else {
       const copy = 'Copy Path';
-      if (await vscode.window.showInformationMessage(`SimSiam: the run folder is ${run.runDir}`, copy) === copy) {
+      if (await showInformation(`SimSiam: the run folder is ${run.runDir}`, copy) === copy) {
         await vscode.env.clipboard.writeText(run.runDir);
       }
     }
@@ -283,7 +312,7 @@ export class Commands {
       }
       run = usable.length === 1 ? usable[0] : (await vscode.window.showQuickPick(usable.map((r, i) => ({
         label: r.record.name,
-        description: `${i === 0 ? 'latest · ' : ''}${r.status.status} · epoch ${r.lastEpoch?.epoch ?? r.status.epoch}/${r.record.config.epochs}`,
+        description: `${i === 0 ? 'latest · ' : ''}${r.status.status} · ${epochsText(r)}`,
         detail: r.runDir, run: r,
       })), { title: 'SimSiam: Find Similar Images', placeHolder: 'Several runs cover this image: which model?' }))?.run;
     }
@@ -295,7 +324,7 @@ export class Commands {
       }, (progress) => panel.showSimilar(image, (text) => progress.report({ message: text })));
       return { runDir: run.runDir, neighbours: result.neighbours };
     } catch (error) {
-      void vscode.window.showErrorMessage(`SimSiam: ${(error as Error).message}`);
+      void showError(`SimSiam: ${(error as Error).message}`);
       return undefined;
     }
   }
@@ -306,7 +335,7 @@ export class Commands {
     const text = onlyWithoutCheckpoint
       ? `SimSiam: the runs covering ${path.basename(image)} have no checkpoint yet. Wait for their first epoch, or train another.`
       : `SimSiam: no trained model covers ${path.basename(folder)}. Train one on its folder first.`;
-    if (await vscode.window.showInformationMessage(text, train) !== train) return;
+    if (await showInformation(text, train) !== train) return;
     const workspaceFolder = vscode.workspace.getWorkspaceFolder(vscode.Uri.file(image));
     const chosen = await vscode.window.showOpenDialog({
       canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Train on This Folder',
@@ -333,7 +362,7 @@ export class Commands {
   private requireTrust(what: string): boolean {
     if (vscode.workspace.isTrusted) return true;
     const manage = 'Manage Workspace Trust';
-    void vscode.window.showWarningMessage(
+    void showWarning(
       `SimSiam: ${what} is disabled in Restricted Mode. It runs a native image decoder and a training process over ` +
       "this workspace's files; trust the workspace to enable it. Existing experiments can still be opened.", manage)
       .then((answer) => answer === manage && vscode.commands.executeCommand('workbench.trust.manage'));
@@ -345,21 +374,26 @@ export class Commands {
     const runDir = runDirOf(target);
     if (runDir) {
       const found = runs.find((r) => path.resolve(r.runDir) === path.resolve(runDir));
-      if (!found) void vscode.window.showWarningMessage(`SimSiam: ${runDir} is not a run folder.`);
+      if (!found) void showWarning(`SimSiam: ${runDir} is not a run folder.`);
       return found;
     }
     const offered = runs.filter(offer);
     if (offered.length === 0) {
-      void vscode.window.showInformationMessage(runs.length ? 'SimSiam: no experiment fits this action.' : 'SimSiam: no experiments yet. Train a folder first.');
+      void showInformation(runs.length ? 'SimSiam: no experiment fits this action.' : 'SimSiam: no experiments yet. Train a folder first.');
       return undefined;
     }
     const picked = await vscode.window.showQuickPick(offered.map((r) => ({
       label: r.record.name,
-      description: `${r.status.status} · epoch ${r.lastEpoch?.epoch ?? r.status.epoch}/${r.record.config.epochs} · ${path.basename(r.record.dataset.root)}`,
+      description: `${r.status.status} · ${epochsText(r)} · ${path.basename(r.record.dataset.root)}`,
       detail: r.runDir, run: r,
     })), { placeHolder });
     return picked?.run;
   }
+}
+
+/** A run's epochs in the words the panel, status bar and Experiments view use. */
+function epochsText(run: RunSummary): string {
+  return epochText(runProgress(null, { status: run.status, epochs: run.record.config.epochs, lastEpoch: run.lastEpoch }));
 }
 
 function runDirOf(target: RunTarget): string | undefined {

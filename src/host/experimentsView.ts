@@ -1,11 +1,13 @@
 // The Experiments view: every run found on disk, with its status, progress and config. Runs that
-// train in this window show their live step and loss; the others refresh when their files change.
+// train in this window show their live progress, worded as the panel and the status bar word it
+// (./panel/runText.ts); the others refresh when their files change.
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { RunStatus } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
 import type { TrainingManager } from './training';
-import { formatDuration, formatKnn, formatStarted } from './format';
+import { formatStarted } from './format';
+import { progressParts, runProgress } from './panel/runText';
 
 export class RunItem extends vscode.TreeItem {
   constructor(readonly run: RunSummary, readonly status: RunStatus, description: string) {
@@ -68,8 +70,11 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
   constructor(private readonly catalog: RunCatalog, private readonly training: TrainingManager) {
     this.disposables.push(
       catalog.onDidChange(() => this.refresh()),
-      // Live progress arrives per step; the view redraws at most once a second for it.
+      // Live progress arrives per step, and phases between steps; the view redraws at most once a second for them.
       training.onDidChange(() => this.refreshLive()),
+      training.onMessage(({ message }) => {
+        if (message.type === 'progress') this.refreshLive();
+      }),
     );
   }
 
@@ -88,23 +93,12 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
 
   private itemFor(run: RunSummary): RunItem {
     const session = this.training.sessionForRun(run.runDir);
-    const live = session && !session.ended ? session.progress : null;
+    const training = session !== undefined && !session.ended;
     // A run this window trains is running even before its first status.json lands.
-    const status: RunStatus = session && !session.ended ? 'running' : run.status.status;
-    const epochs = run.record.config.epochs;
+    const status: RunStatus = training ? 'running' : run.status.status;
+    const progress = runProgress(training ? session : null, { status: run.status, epochs: run.record.config.epochs, lastEpoch: run.lastEpoch });
     // Runs of one folder share a name: when each started tells them apart.
-    const parts: string[] = [formatStarted(run.record.createdAt)];
-    if (live) {
-      parts.push(`epoch ${Math.min(live.epoch + 1, live.epochs)}/${live.epochs}`);
-      if (live.loss !== null) parts.push(`loss ${live.loss.toFixed(3)}`);
-      if (live.knnTop1 !== null) parts.push(`kNN ${formatKnn(live.knnTop1)}`);
-      if (live.etaSeconds !== null) parts.push(`ETA ${formatDuration(live.etaSeconds)}`);
-    } else {
-      parts.push(`epoch ${run.lastEpoch?.epoch ?? run.status.epoch}/${epochs}`);
-      if (run.lastEpoch) parts.push(`loss ${run.lastEpoch.meanLoss.toFixed(3)}`);
-      if (run.lastEpoch?.knnTop1 !== undefined && run.lastEpoch.knnTop1 !== null) parts.push(`kNN ${formatKnn(run.lastEpoch.knnTop1)}`);
-    }
-    parts.push(path.basename(run.record.dataset.root));
+    const parts = [formatStarted(run.record.createdAt), ...progressParts(progress), path.basename(run.record.dataset.root)];
     return new RunItem(run, status, parts.join(' · '));
   }
 

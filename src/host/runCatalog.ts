@@ -13,6 +13,7 @@ import {
   listRuns, parseMetricLine, readRun, readStatus, METRICS_FILE, RUN_FILE, STATUS_FILE, type RunRecord, type StatusRecord,
 } from '../training/run/runStore';
 import type { EpochRecord } from '../training/protocol';
+import { runLockState } from '../training/run/runLock';
 import { configuredRunsFolder } from './settings';
 
 export interface RunSummary {
@@ -71,8 +72,13 @@ function mayHoldNewRuns(created: string): boolean {
   return fs.existsSync(path.join(created, RUNS_SUBPATH));
 }
 
-function fileTimes(runDir: string): string {
-  return [STATUS_FILE, METRICS_FILE].map((file) => fs.statSync(path.join(runDir, file), { throwIfNoEntry: false })?.mtimeMs ?? 0).join(':');
+/**
+ * What changes while a run trains, or when it stops: its status and metrics files' times, and
+ * whether its trainer still holds the run lock (a killed trainer changes no file).
+ */
+function runningStamp(runDir: string): string {
+  const times = [STATUS_FILE, METRICS_FILE].map((file) => fs.statSync(path.join(runDir, file), { throwIfNoEntry: false })?.mtimeMs ?? 0);
+  return `${times.join(':')}:${runLockState(runDir, 'training').held}`;
 }
 
 /** The last epoch record, read from the end of metrics.jsonl (the file grows by a line per step). */
@@ -111,10 +117,9 @@ export function readRunSummary(runDir: string): RunSummary | null {
   }
   let status: StatusRecord;
   try {
-    status = readStatus(runDir);
+    status = readStatus(runDir); // running only while its trainer holds the run lock
   } catch {
-    // run.json is written just before the first status.json: a run in that gap is starting.
-    status = { status: 'running', step: 0, epoch: 0, updatedAt: record.createdAt };
+    return null; // deleted while being listed, or its lock file unreadable
   }
   return {
     runDir, record, status, lastEpoch: readLastEpochRecord(runDir),
@@ -131,7 +136,7 @@ export class RunCatalog implements vscode.Disposable {
   private readonly workspaceWatchers: vscode.FileSystemWatcher[] = [];
   private debounce: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
-  /** Running runs → the modification times of their status and metrics files when last listed. */
+  /** Running runs → their runningStamp when last listed. */
   private polled = new Map<string, string>();
 
   /** Run folders whose files changed (debounced); an empty list means "anything may have changed". */
@@ -215,8 +220,8 @@ export class RunCatalog implements vscode.Disposable {
 
   private pollRunning(runDirs: string[]): void {
     // A change seen first by this listing (a run finished, say) is news to the other listeners.
-    for (const [runDir, seen] of this.polled) if (fileTimes(runDir) !== seen) this.fire([runDir]);
-    this.polled = new Map(runDirs.map((runDir) => [runDir, fileTimes(runDir)]));
+    for (const [runDir, seen] of this.polled) if (runningStamp(runDir) !== seen) this.fire([runDir]);
+    this.polled = new Map(runDirs.map((runDir) => [runDir, runningStamp(runDir)]));
     if (runDirs.length === 0) {
       clearInterval(this.pollTimer);
       this.pollTimer = undefined;
@@ -224,7 +229,7 @@ export class RunCatalog implements vscode.Disposable {
     }
     this.pollTimer ??= setInterval(() => {
       for (const [runDir, seen] of this.polled) {
-        const now = fileTimes(runDir);
+        const now = runningStamp(runDir);
         if (now !== seen) {
           this.polled.set(runDir, now);
           this.fire([runDir]);

@@ -128,7 +128,7 @@ export class TrainingSession {
         break;
       case 'error': {
         const setting = m.field === undefined ? undefined : settingOf(m.field);
-        const text = setting ? `${m.message} (setting ${setting})` : m.message;
+        const text = setting ? m.message.replace(/\.?$/, ` (setting ${setting}).`) : m.message;
         this.log.error(`[${this.name}] ${text}`);
         if (m.detail) this.log.debug(m.detail);
         this.rejectStarted(new Error(text));

@@ -1,16 +1,23 @@
-// What a person sees of a run while it trains, outside the panel: a status-bar item (epoch/step,
-// loss, ETA; click to open the panel) and a cancellable progress notification that stops the run.
+// What a person sees of a run while it trains, outside the panel: a status-bar item (epoch, step,
+// loss, kNN, and the phase in progress or the ETA; click to open the panel) and a cancellable
+// progress notification that stops the run. Both word it as the panel does (./panel/runText.ts).
 import * as vscode from 'vscode';
 import type { TrainingManager, TrainingSession } from './training';
-import { formatDuration } from './format';
+import { sessionText } from './panel/runText';
 
 export class TrainingStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('simsiam.training', vscode.StatusBarAlignment.Left, 50);
-  private readonly subscription: vscode.Disposable;
+  private readonly subscriptions: vscode.Disposable[];
 
   constructor(private readonly training: TrainingManager) {
     this.item.name = 'SimSiam Training';
-    this.subscription = training.onDidChange(() => this.update());
+    this.subscriptions = [
+      training.onDidChange(() => this.update()),
+      // A phase (loading images, a kNN evaluation) moves between steps, without a change event.
+      training.onMessage(({ message }) => {
+        if (message.type === 'progress') this.update();
+      }),
+    ];
   }
 
   /** The text shown now (tests read it). */
@@ -26,8 +33,8 @@ export class TrainingStatusBar implements vscode.Disposable {
       return;
     }
     const others = sessions.length > 1 ? ` (+${sessions.length - 1})` : '';
-    this.item.text = `$(pulse) ${shown.name}: ${describe(shown)}${others}`;
-    this.item.tooltip = sessions.map((s) => `${s.name}: ${describe(s)}${s.runDir ? `\n${s.runDir}` : ''}`).join('\n\n') +
+    this.item.text = `$(pulse) ${shown.name}: ${sessionText(shown)}${others}`;
+    this.item.tooltip = sessions.map((s) => `${s.name}: ${sessionText(s)}${s.runDir ? `\n${s.runDir}` : ''}`).join('\n\n') +
       '\n\nClick to open the experiment.';
     this.item.command = shown.runDir
       ? { title: 'Open Experiment', command: 'simsiam.openExperiment', arguments: [shown.runDir] }
@@ -36,19 +43,9 @@ export class TrainingStatusBar implements vscode.Disposable {
   }
 
   dispose(): void {
-    this.subscription.dispose();
+    this.subscriptions.forEach((s) => s.dispose());
     this.item.dispose();
   }
-}
-
-export function describe(session: TrainingSession): string {
-  if (session.isStopping) return 'stopping…';
-  const p = session.progress;
-  if (!p) return 'starting…';
-  const parts = [`epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}`, `step ${p.batch}/${p.batchesPerEpoch}`];
-  if (p.loss !== null) parts.push(`loss ${p.loss.toFixed(4)}`);
-  if (p.etaSeconds !== null) parts.push(`ETA ${formatDuration(p.etaSeconds)}`);
-  return parts.join(' · ');
 }
 
 /** A notification for the session's whole life; Cancel stops the run (with a checkpoint). */
@@ -68,7 +65,7 @@ export function showTrainingProgress(session: TrainingSession): void {
         increment = Math.max(0, fraction - reported);
         reported += increment;
       }
-      progress.report({ message: describe(session), increment });
+      progress.report({ message: sessionText(session), increment });
     });
     try {
       await session.finished;

@@ -4,9 +4,10 @@
 // engineProcess) and the CLI drive the same code; the plumbing lives in ./run/trainingRun.ts.
 import * as path from 'path';
 import * as fs from 'fs';
-import type * as tf from '@tensorflow/tfjs';
 import { checkConfig, type TrainConfig } from './config';
 import { selectBackend } from './tfjs/backend';
+import { replicaCount } from './tfjs/dataParallel';
+import { estimateWasmHeap } from './tfjs/heapProbe';
 import { scanDataset, type DatasetScan } from './data/dataset';
 import { DecodedImageCache } from './data/imageDecode';
 import { readableImages } from './data/readableImages';
@@ -14,10 +15,11 @@ import { SkippedFiles } from './data/skippedFiles';
 import { batchesPerEpoch } from './data/batchLoader';
 import { buildSimSiam } from './model/simsiam';
 import { learningRates } from './schedule';
-import { loadCheckpoint } from './run/checkpoint';
+import { loadLastGoodCheckpoint, type LoadedCheckpoint } from './run/checkpoint';
 import {
-  createRunDir, defaultRunsDir, readCheckpointPointer, readRun, readStatus, writeJsonAtomic, RUN_FILE, type RunRecord,
+  createRunDir, defaultRunsDir, readRun, readStoredStatus, writeJsonAtomic, RUN_FILE, type RunRecord,
 } from './run/runStore';
+import { withRunLock } from './run/runLock';
 import { hasKnnMonitor, StopSignal, summarise, TrainingError, TrainingRun, type TrainingRunInput } from './run/trainingRun';
 import { message, type DoneMessage, type Emit, type ResumeRequest, type TrainRequest } from './protocol';
 
@@ -30,14 +32,18 @@ export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, e
   const runsDir = path.resolve(request.runsDir ?? defaultRunsDir(folder));
   const { dataset, ...images } = await scanForTraining(folder, runsDir, config, emit);
   const backend = await selectBackend(config.backend);
+  await refuseStepsTooLargeForWasm(config, backend.name, emit);
 
   const { dir, id } = createRunDir(runsDir, request.name ?? `${config.preset}-${path.basename(folder)}`);
-  const record: RunRecord = {
-    id, name: request.name ?? path.basename(folder), createdAt: new Date().toISOString(), config,
-    dataset: summarise(dataset), backend: backend.detail,
-  };
-  writeJsonAtomic(path.join(dir, RUN_FILE), record);
-  return train({ runDir: dir, record, dataset, ...images, model: buildSimSiam(config), optimizerState: null, startStep: 0, emit, stop });
+  // Held from the moment the folder exists: no other process resumes it meanwhile, and readers see it running.
+  return withRunLock(dir, 'training', 'training', async () => {
+    const record: RunRecord = {
+      id, name: request.name ?? path.basename(folder), createdAt: new Date().toISOString(), config,
+      dataset: summarise(dataset), backend: backend.detail,
+    };
+    writeJsonAtomic(path.join(dir, RUN_FILE), record);
+    return train({ runDir: dir, record, dataset, ...images, model: buildSimSiam(config), optimizerState: null, startStep: 0, emit, stop });
+  });
 }
 
 /** Continues a run from its latest checkpoint, optionally with a larger epoch budget. */
@@ -46,37 +52,68 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
   if (!fs.existsSync(path.join(runDir, RUN_FILE))) {
     throw new TrainingError(`${runDir} is not a SimSiam run folder (no ${RUN_FILE}): pass a folder under .simsiam/runs/.`);
   }
-  const status = readStatus(runDir);
-  if (status.status === 'running') {
-    throw new TrainingError(`Run ${runDir} is still training (process ${status.pid}): stop it before resuming.`);
-  }
-  const record = readRun(runDir);
-  // A resumed run's config passes the same checks as a new one's.
-  const config = request.epochs ? checkConfig({ ...record.config, epochs: request.epochs }, `${runDir}: cannot resume`) : record.config;
-  const pointer = readCheckpointPointer(runDir);
-  if (!pointer) {
-    throw new TrainingError(`Run ${runDir} has no checkpoint yet (it stopped before its first one): start a new run instead.`);
-  }
-  const { dataset, ...images } = await scanForTraining(record.dataset.root, path.dirname(runDir), config, emit);
-  const perEpoch = batchesPerEpoch(dataset.train.length, config.batchSize);
-  if (pointer.step >= config.epochs * perEpoch) {
-    throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(pointer.step / perEpoch)} epochs ` +
-      `(step ${pointer.step}): resume it with more epochs than that.`);
-  }
-  const backend = await selectBackend(config.backend);
-  const checkpoint = await loadCheckpoint(runDir);
-  if (!checkpoint) throw new TrainingError(`Run ${runDir}: its checkpoint could not be read.`);
-  const updated: RunRecord = { ...record, config, backend: backend.detail };
-  writeJsonAtomic(path.join(runDir, RUN_FILE), updated);
-  return train({
-    runDir, record: updated, dataset, ...images, model: checkpoint.model, optimizerState: checkpoint.optimizerState as Record<string, tf.Tensor>,
-    startStep: checkpoint.step, emit, stop,
+  // Taken before anything is read or written: two resumes of one run must not both train it.
+  return withRunLock(runDir, 'training', 'resuming training', async (lock) => {
+    if (lock.note) emit(message({ type: 'warning', message: lock.note }));
+    const record = readRun(runDir);
+    // A resumed run's config passes the same checks as a new one's.
+    const config = request.epochs ? checkConfig({ ...record.config, epochs: request.epochs }, `${runDir}: cannot resume`) : record.config;
+    const backend = await selectBackend(config.backend);
+    // A damaged latest checkpoint is refused by name, and the run continues from the newest intact one.
+    const checkpoint = await loadLastGoodCheckpoint(runDir, (refused) => emit(message({ type: 'warning', message: refused.problem })));
+    if (!checkpoint) {
+      throw new TrainingError(`Run ${runDir} has no checkpoint to continue from (it stopped before its first one, or none is ` +
+        'intact: see the warnings): start a new run instead.');
+    }
+    let input: TrainingRunInput;
+    try {
+      try {
+        readStoredStatus(runDir);
+      } catch (error) {
+        // status.json only reports; the checkpoint is what a resume continues from.
+        emit(message({ type: 'warning', message: `${(error as Error).message} Resuming from the checkpoint at step ${checkpoint.step} rewrites it.` }));
+      }
+      if (checkpoint.imageSize !== config.imageSize) {
+        throw new TrainingError(`${path.join(runDir, RUN_FILE)} asks for ${config.imageSize} px images, but its checkpoint takes ` +
+          `${checkpoint.imageSize} px: set imageSize back to ${checkpoint.imageSize} in run.json.`);
+      }
+      const { dataset, ...images } = await scanForTraining(record.dataset.root, path.dirname(runDir), config, emit);
+      const perEpoch = batchesPerEpoch(dataset.train.length, config.batchSize);
+      if (checkpoint.step >= config.epochs * perEpoch) {
+        throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(checkpoint.step / perEpoch)} epochs ` +
+          `(step ${checkpoint.step}): resume it with more epochs than that.`, 'epochs');
+      }
+      await refuseStepsTooLargeForWasm(config, backend.name, emit);
+      const updated: RunRecord = { ...record, config, backend: backend.detail };
+      writeJsonAtomic(path.join(runDir, RUN_FILE), updated);
+      input = {
+        runDir, record: updated, dataset, ...images, model: checkpoint.model, optimizerState: checkpoint.optimizerState,
+        startStep: checkpoint.step, emit, stop,
+      };
+    } catch (error) {
+      // Refused before training: the engine lives on, so the loaded checkpoint must not.
+      disposeCheckpoint(checkpoint);
+      throw error;
+    }
+    return train(input);
   });
+}
+
+function disposeCheckpoint(checkpoint: LoadedCheckpoint): void {
+  checkpoint.model.dispose();
+  Object.values(checkpoint.optimizerState).forEach((tensor) => tensor.dispose());
 }
 
 /** The main loop: per epoch, set the learning rate, train an epoch, evaluate, checkpoint. */
 async function train(input: TrainingRunInput): Promise<DoneMessage> {
-  const run = new TrainingRun(input);
+  let run: TrainingRun;
+  try {
+    run = new TrainingRun(input);
+  } catch (error) {
+    input.model.dispose();
+    Object.values(input.optimizerState ?? {}).forEach((tensor) => tensor.dispose());
+    throw error;
+  }
   const { config } = run;
   try {
     await run.start();
@@ -99,6 +136,20 @@ async function train(input: TrainingRunInput): Promise<DoneMessage> {
   } finally {
     await run.close();
   }
+}
+
+/** On wasm, a step that would outgrow the thread's 4 GiB heap is refused before it can abort the run. */
+async function refuseStepsTooLargeForWasm(config: TrainConfig, backendName: string, emit: Emit): Promise<void> {
+  if (backendName !== 'wasm') return;
+  const shard = config.batchSize / replicaCount(config, backendName);
+  emit(message({ type: 'progress', task: 'measure memory', done: 0, total: 1 }));
+  const estimate = await estimateWasmHeap(config, shard);
+  emit(message({ type: 'progress', task: 'measure memory', done: 1, total: 1 }));
+  if (!estimate || estimate.fits) return;
+  throw new TrainingError(`At ${config.imageSize} px, a training step of ${shard} images per thread needs about ` +
+    `${(estimate.bytes / 2 ** 30).toFixed(1)} GiB, more than the wasm backend's heap holds (4 GiB per thread, some of it kept free): ` +
+    `the largest image size that fits this batch is about ${estimate.largestSize} px. Lower the image size or the batch size, ` +
+    'or train on the tfjs-node backend.', 'imageSize');
 }
 
 /** The dataset's images, those that decode; fewer than one batch is refused with what to do. */

@@ -20,6 +20,34 @@ const records = v.array(MetricRecordSchema);
 const MAX_PATH_LENGTH = 4096;
 const pathText = v.pipe(v.string(), v.minLength(1), v.maxLength(MAX_PATH_LENGTH));
 
+/** A phase of work between steps (the engine's latest `progress` message): loading images, a kNN evaluation, indexing. */
+const PhaseSchema = v.object({ task: text, done: count, total: count });
+export type Phase = v.InferOutput<typeof PhaseSchema>;
+
+/**
+ * Where a run stands, as every view words it (src/host/panel/runText.ts): the panel's header, the
+ * status bar, the progress notification and the Experiments view are all built from this.
+ */
+const RunProgressSchema = v.object({
+  /** The run trains now (in this window or another process). */
+  running: v.boolean(),
+  /** The global optimizer step, counted from the run's start (never the step within an epoch). */
+  step: count,
+  /** Epochs completed. */
+  epochsDone: count,
+  epochs: count,
+  /** Known for live runs, derivable from an epoch record otherwise; null when neither. */
+  batchesPerEpoch: v.nullable(count),
+  /** The last step's loss while this window trains the run, else the last epoch's mean: labelled, since they differ. */
+  loss: v.nullable(v.object({ of: v.picklist(['step', 'epoch']), value: finite })),
+  knnTop1: v.nullable(finite),
+  /** Work in progress between steps; null when none. */
+  phase: v.nullable(PhaseSchema),
+  /** Live runs only: seconds to the end at the current training pace. */
+  etaSeconds: v.nullable(finite),
+});
+export type RunProgress = v.InferOutput<typeof RunProgressSchema>;
+
 /** What the panel header shows about a run; also enough to label it in the compare list. */
 const RunViewSchema = v.object({
   runDir: text,
@@ -27,17 +55,12 @@ const RunViewSchema = v.object({
   name: text,
   datasetRoot: text,
   status: RunStatusSchema,
-  step: count,
-  epoch: count,
-  epochs: count,
-  /** Known once the engine reported it (live runs) or derivable from metrics; null otherwise. */
-  batchesPerEpoch: v.nullable(count),
+  progress: RunProgressSchema,
+  /** The backend as the run trained on it (with its training threads, while this window knows them). */
   backend: text,
   preset: text,
   /** Failure text, or why a run stopped. */
   message: v.nullable(text),
-  /** Live runs only: seconds to the end at the current pace. */
-  etaSeconds: v.nullable(finite),
 });
 export type RunView = v.InferOutput<typeof RunViewSchema>;
 
@@ -124,16 +147,19 @@ const QueryRequestSchema = v.variant('source', [
   }, 'a query from source "path" needs a path'),
 ]);
 const OpenImageRequestSchema = versioned('openImage', { path: pathText });
+const shownText = v.pipe(text, v.maxLength(10_000));
 /**
- * Sent after the charts drew new data: what a person would see as points on the curves, and the
- * latest record of each kind the panel holds (one at most per kind).
+ * Sent after the panel drew something new: what a person would see as points on the curves and as
+ * words around them, and the latest record of each kind the panel holds (one at most per kind).
  */
 const RenderedReportSchema = versioned('rendered', {
   stepPoints: count, epochPoints: count, comparePoints: count, latest: v.pipe(records, v.maxLength(3)),
+  /** The header's summary line, the message shown where the charts are (null when none), and the notes of the charts without points. */
+  summary: shownText, banner: v.nullable(shownText), emptyNotes: v.pipe(v.array(shownText), v.maxLength(20)),
 });
 /** Sent once the gallery's thumbnails finished loading (or failing to). */
 const GalleryRenderedReportSchema = versioned('galleryRendered', { query: text, images: count, loaded: count, failed: count });
-const WebviewLogMessageSchema = versioned('log', { level: v.picklist(['warn', 'error']), message: v.pipe(text, v.maxLength(10_000)) });
+const WebviewLogMessageSchema = versioned('log', { level: v.picklist(['warn', 'error']), message: shownText });
 
 const FromWebviewSchema = v.variant('type', [
   ReadyMessageSchema, CompareRequestSchema, QueryRequestSchema, OpenImageRequestSchema, RenderedReportSchema,

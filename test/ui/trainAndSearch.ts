@@ -1,7 +1,9 @@
 // The user-level UI test: the packaged .vsix installed into a fresh VS Code (code-server), driven
-// in Chromium the way a person would. Command Palette → SimSiam: Train Folder → the panel's loss
-// chart gets points and the run finishes; right-click an image in the Explorer → Find Similar
-// Images → the gallery shows its thumbnails. Screenshots go to test-output/ui/.
+// in Chromium the way a person would. A failed run's panel says why where the charts are, with
+// axes that count in whole numbers and solid curves in every built-in theme; Command Palette →
+// SimSiam: Train Folder → the panel's loss chart gets points and the run finishes; right-click an
+// image in the Explorer → Find Similar Images → the gallery shows its thumbnails, captioned with
+// their paths. Screenshots go to test-output/ui/.
 //
 // Run: npm run test:ui   (packages the .vsix first). SIMSIAM_VSCODE_HEADED=1 shows the browser.
 // SIMSIAM_UI_DATASET=<folder> trains on a copy of that folder with the tiny preset's own image size
@@ -12,9 +14,11 @@ import * as os from 'os';
 import * as path from 'path';
 import type { Frame, Page } from 'playwright-core';
 import { startCodeServer, writeUserSettings, type RunningCodeServer } from '../../scripts/vscode/codeServer';
+import { resolveConfig } from '../../src/training/config';
+import type { MetricRecord } from '../../src/training/metrics';
 import { defaultRunsDir, listRuns, readStatus } from '../../src/training/run/runStore';
 import { launchChromium } from '../../scripts/vscode/chromium';
-import { openWorkbench, runCommandFromPalette, waitForNotification } from '../../scripts/vscode/runUiTest';
+import { exactText, openWorkbench, runCommandFromPalette, waitForNotification } from '../../scripts/vscode/runUiTest';
 import { makeLabelledFolder } from '../vscode/suite/fixtures';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -59,6 +63,48 @@ async function panelFrame(page: Page): Promise<Frame | undefined> {
   return undefined;
 }
 
+/** The frame of the panel of the run whose folder is named `runId` (the page carries its runDir). */
+async function panelFrameOf(page: Page, runId: string): Promise<Frame | undefined> {
+  for (const frame of page.frames()) {
+    const state = await (await frame.$('#app').catch(() => null))?.getAttribute('data-state').catch(() => null);
+    if (state && path.basename((JSON.parse(state) as { runDir?: string }).runDir ?? '') === runId) return frame;
+  }
+  return undefined;
+}
+
+/**
+ * What a run that failed mid-epoch leaves on disk, written as the engine writes it: the baseline
+ * kNN at epoch 0, six steps, no epoch record, and status.json with the reason.
+ */
+function writeFailedRun(datasetRoot: string): { id: string; message: string } {
+  const id = '20260101-000000-crafted-failure';
+  const runDir = path.join(defaultRunsDir(datasetRoot), id);
+  const message = 'Loss became NaN at step 7 (epoch 1): training stopped. Lower the learning rate (baseLr) or check the images.';
+  fs.mkdirSync(runDir, { recursive: true });
+  fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify({
+    id, name: 'crafted failure', createdAt: new Date(Date.now() - 3_600_000).toISOString(), config: resolveConfig('tiny', { epochs: 3 }),
+    dataset: { root: datasetRoot, trainImages: 40, testImages: 8, classes: ['cool', 'warm'] }, backend: 'cpu',
+  }));
+  const records: MetricRecord[] = [
+    { kind: 'eval', step: 0, epoch: 0, knnTop1: 0.5 },
+    ...[1, 2, 3, 4, 5, 6].map((step): MetricRecord => ({ kind: 'step', step, epoch: 0, loss: -0.02 * step, lr: 0.0015 })),
+  ];
+  fs.writeFileSync(path.join(runDir, 'metrics.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  fs.writeFileSync(path.join(runDir, 'status.json'), JSON.stringify({ status: 'failed', step: 6, epoch: 0, updatedAt: new Date().toISOString(), message }));
+  return { id, message };
+}
+
+/** Every built-in colour theme: its settings id and the name the webview is told. */
+/** The built-in colour themes, as the theme picker names them. */
+const BUILT_IN_THEMES = [
+  'Dark Modern', 'Light Modern', 'Dark+', 'Light+', 'Dark 2026', 'Light 2026', 'Dark (Visual Studio)', 'Light (Visual Studio)',
+  'Dark High Contrast', 'Light High Contrast',
+];
+const INITIAL_THEME = 'Default Dark Modern';
+
+/** Resolves after the frame drew twice: what a theme change or a resize scheduled has been drawn. */
+const twoFrames = (frame: Frame) => frame.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+
 async function runCommand(page: Page, title: string): Promise<void> {
   await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
@@ -67,6 +113,20 @@ async function runCommand(page: Page, title: string): Promise<void> {
   // Enter only once the row is there: an earlier Enter runs whatever was first.
   await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ state: 'visible' });
   await page.keyboard.press('Enter');
+}
+
+/** As a person switches themes: Preferences: Color Theme, then the theme's row, by its exact name. */
+async function pickColorTheme(page: Page, name: string): Promise<void> {
+  const rowNamed = (text: string) => page.locator('.quick-input-widget .monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: exactText(text) }) }).first();
+  const input = page.locator('.quick-input-widget .quick-input-box input');
+  await page.keyboard.press('F1');
+  await input.fill('>Preferences: Color Theme');
+  await rowNamed('Preferences: Color Theme').click();
+  await rowNamed(name).waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+  await input.fill(name);
+  await rowNamed(name).click();
+  await input.waitFor({ state: 'hidden', timeout: STEP_TIMEOUT_MS });
 }
 
 /** Narrows an open quick pick to the row showing `rowText` and accepts it, from the keyboard as a person would. */
@@ -113,7 +173,7 @@ async function main(): Promise<number> {
   try {
     server = await startCodeServer({
       vsixFiles: [vsix],
-      settings: { ...settings, 'workbench.colorTheme': 'Default Dark Modern' },
+      settings: { ...settings, 'workbench.colorTheme': INITIAL_THEME },
     });
     browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
@@ -145,9 +205,67 @@ async function main(): Promise<number> {
       await shot('01-experiments-welcome');
     });
 
-    await step('palette → SimSiam: Train Folder → workspace folder → tiny preset', async () => {
+    const failed = writeFailedRun(fs.realpathSync(workspace));
+
+    await step("a failed run's panel says why where the charts are, counts steps and epochs in whole numbers, and keeps a lone point's axis narrow", async () => {
+      const row = page.locator('.pane-body .monaco-list-row', { hasText: 'crafted failure' }).first();
+      await row.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+      await row.click();
+      const frame = await until("the failed run's panel", () => panelFrameOf(page, failed.id));
+      await until('its charts', async () => (await frame.getAttribute('#chart-loss', 'data-points')) === '6' &&
+        (await frame.getAttribute('#chart-knn', 'data-points')) === '1');
+      const banner = await (await frame.$('.run-banner:not([hidden])'))?.textContent();
+      if (!banner?.includes(failed.message)) throw new Error(`above the charts: ${JSON.stringify(banner)}, not the failure`);
+      const notes = await frame.$$eval('.chart .empty', (nodes) => nodes.filter((n) => !(n as HTMLElement).hidden).map((n) => n.textContent ?? ''));
+      // The collapse and throughput charts never got an epoch.
+      if (notes.length !== 2 || notes.some((note) => !/the run failed/.test(note))) throw new Error(`empty charts say: ${notes.join(' | ')}`);
+      const axes = await frame.$$eval('.chart', (cards) => cards.map((card) => {
+        const data = (card as HTMLElement).dataset;
+        return { id: card.id, points: Number(data.points), ticks: data.xTicks?.split(' ') ?? [], range: (data.xRange ?? '').split(' ').map(Number) };
+      }));
+      for (const axis of axes.filter((a) => a.points > 0)) {
+        if (!axis.ticks.length || !axis.ticks.every((tick) => /^\d+$/.test(tick))) throw new Error(`${axis.id} x ticks: ${axis.ticks.join(' ')}`);
+      }
+      const knn = axes.find((a) => a.id === 'chart-knn')!;
+      if (!(knn.range[1] - knn.range[0] <= 2) || knn.ticks.join(' ') !== '0') {
+        throw new Error(`the lone kNN point at epoch 0 spans x ${knn.range.join('–')} with ticks ${knn.ticks.join(' ')}`);
+      }
+      await shot('01b-failed-run');
+    });
+
+    await step('the curves are drawn in solid colours in every built-in theme', async () => {
+      const frame = (await panelFrameOf(page, failed.id))!;
+      const faint: string[] = [];
+      for (const name of BUILT_IN_THEMES) {
+        await pickColorTheme(page, name);
+        await until(`the panel in ${name}`, async () => (await frame.getAttribute('body', 'data-vscode-theme-name')) === name, 30_000)
+          .catch(async (error) => {
+            throw new Error(`${(error as Error).message}; it shows ${await frame.getAttribute('body', 'data-vscode-theme-name')}`);
+          });
+        await twoFrames(frame);
+        // A legend's marker has its series' stroke colour (the x series, first, has none).
+        const colours = await frame.$$eval('.u-legend .u-series:not(:first-child) .u-marker', (markers) => markers.map((m) => getComputedStyle(m).borderTopColor));
+        if (!colours.length) throw new Error(`no legend in ${name}`);
+        const translucent = colours.filter((colour) => /^rgba\(/.test(colour) && !/,\s*1\)$/.test(colour));
+        if (translucent.length) faint.push(`${name}: ${[...new Set(translucent)].join(', ')}`);
+        await shot(`01c-theme-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`);
+      }
+      await pickColorTheme(page, 'Dark Modern');
+      if (faint.length) throw new Error(`translucent curves in ${faint.join('; ')}`);
+      // Closed, so that the panel found next is the one of the run trained next.
+      await runCommandFromPalette(page, 'View: Close Editor');
+      await until('the panel to close', async () => !(await panelFrameOf(page, failed.id)));
+    });
+
+    await step('palette → SimSiam: Train Folder → workspace folder → tiny preset, shown with the values the settings give it', async () => {
       await runCommand(page, 'SimSiam: Train Folder');
       await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
+      const preset = page.locator('.quick-input-list .monaco-list-row', { hasText: 'tiny' }).first();
+      await preset.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+      const shown = (await preset.textContent()) ?? '';
+      const wanted = [`${epochs} epochs`, `from settings: epochs ${epochs}`, ...(datasetSource ? [] : ['batch 8', '16 px', 'batchSize 8', 'imageSize 16'])];
+      const missing = wanted.filter((text) => !shown.includes(text));
+      if (missing.length) throw new Error(`the tiny preset reads "${shown}", without ${missing.join(', ')}`);
       await acceptQuickPick(page, 'tiny', 'tiny');
     });
 
@@ -194,6 +312,21 @@ async function main(): Promise<number> {
       });
       const scores = await frame.$$eval('.thumbs .score', (nodes) => nodes.map((n) => n.textContent ?? ''));
       if (!scores.slice(1).every((s) => /^-?\d\.\d{3}$/.test(s))) throw new Error(`scores look wrong: ${scores.join(', ')}`);
+      // Images of different folders may share a file name: each caption shows the whole dataset-relative path.
+      const captions = await frame.$$eval('.thumbs .thumb', (figures) => figures.map((f) => ({
+        path: (f as HTMLElement).dataset.path ?? '', caption: f.querySelector('figcaption')?.textContent ?? '',
+      })));
+      const unnamed = captions.filter((c) => !c.path.includes('/') || !c.caption.includes(c.path));
+      if (unnamed.length) throw new Error(`captions without their folder: ${unnamed.map((c) => `${c.path} → "${c.caption}"`).join(', ')}`);
+      // Nothing the panel shows needs an emoji font, the busy indicator included.
+      const pictographs = await frame.evaluate(() => {
+        const status = document.querySelector('.gallery-status')!;
+        status.classList.add('busy');
+        const indicator = getComputedStyle(status, '::before').content;
+        status.classList.remove('busy');
+        return `${indicator}\n${document.body.innerText}`.match(/\p{Extended_Pictographic}/gu) ?? [];
+      });
+      if (pictographs.length) throw new Error(`the panel shows emoji: ${pictographs.join(' ')}`);
       await frame.locator('#gallery').scrollIntoViewIfNeeded();
       console.log(`    ${loaded} thumbnails, scores ${scores.slice(1, 5).join(', ')}…`);
       await shot('04-gallery');
@@ -239,9 +372,25 @@ async function main(): Promise<number> {
       await until('the injected inline style to be refused', async () => (await frame.getAttribute('#app', 'data-csp-violations')) === '1', 10_000);
     });
 
+    await step('resizing the window leaves the panel without errors (no ResizeObserver loop)', async () => {
+      const frame = (await panelFrame(page))!;
+      await frame.evaluate(() => {
+        const errors: string[] = [];
+        (window as unknown as { simsiamErrors: string[] }).simsiamErrors = errors;
+        window.addEventListener('error', (event) => errors.push(String(event.message)));
+      });
+      for (const width of [1100, 1500, 900, 1600]) {
+        await page.setViewportSize({ width, height: 1000 });
+        await twoFrames(frame);
+        await sleep(200);
+      }
+      const errors = await frame.evaluate(() => (window as unknown as { simsiamErrors: string[] }).simsiamErrors);
+      if (errors.length) throw new Error(`window errors while resizing: ${errors.join('; ')}`);
+    });
+
     await step('a window reload during training leaves the run stopped with a checkpoint and resumable, never orphaned', async () => {
       // Enough epochs that the reload surely lands mid-run; the settings file is read live.
-      writeUserSettings(server!.userDataDir, { ...settings, 'simsiam.epochs': 500, 'workbench.colorTheme': 'Default Dark Modern' });
+      writeUserSettings(server!.userDataDir, { ...settings, 'simsiam.epochs': 500, 'workbench.colorTheme': INITIAL_THEME });
       const runsDir = defaultRunsDir(fs.realpathSync(workspace));
       const before = new Set(listRuns(runsDir));
       // The panel re-renders as the view refreshes and can take focus, closing a quick pick
@@ -314,7 +463,7 @@ async function main(): Promise<number> {
   }
   fs.rmSync(untrusted, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 10;
+  const expected = 13;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);

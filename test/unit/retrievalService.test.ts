@@ -3,6 +3,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { execFileSync } from 'child_process';
+// The module object itself, so that replacing a function here reaches the engine's writes.
+import nodeFs = require('fs');
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type TrainConfig } from '../../src/training/config';
@@ -12,6 +14,7 @@ import { createRunDir, writeJsonAtomic, writeStatus, RUN_FILE, type RunRecord } 
 import { Rng } from '../../src/training/data/rng';
 import { PROTOCOL_VERSION, type EngineMessage } from '../../src/training/protocol';
 import { INDEX_DIR, loadIndex } from '../../src/training/retrieval/embeddingIndex';
+import { acquireRunLock, RunLockedError, RUN_LOCK_FILES } from '../../src/training/run/runLock';
 import {
   embedRun, exportEmbeddings, findDuplicates, findSimilar, handleRetrievalRequest,
 } from '../../src/training/retrieval/service';
@@ -221,7 +224,7 @@ describe('retrieval service', function () {
     const out = path.join(fixture.root, 'export', 'features.npy');
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const written = await exportEmbeddings(fixture.runDir, 'npy', out, () => undefined);
-    const pathsFile = path.join(fixture.root, 'export', 'features.paths.txt');
+    const pathsFile = path.join(fixture.root, 'export', 'features.paths.json');
     assert.deepStrictEqual(written, [out, pathsFile]);
 
     const bytes = fs.readFileSync(out);
@@ -234,7 +237,7 @@ describe('retrieval service', function () {
     const data = bytes.subarray(10 + headerLength);
     assert.strictEqual(data.byteLength, count * manifest.dims * 4);
     assert.deepStrictEqual(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)), vectors);
-    assert.deepStrictEqual(fs.readFileSync(pathsFile, 'utf8').split('\n').slice(0, -1), manifest.files.relPath);
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(pathsFile, 'utf8')), manifest.files.relPath);
 
     const csvFile = path.join(fixture.root, 'export', 'features.csv');
     assert.deepStrictEqual(await exportEmbeddings(fixture.runDir, 'csv', csvFile, () => undefined), [csvFile]);
@@ -292,5 +295,152 @@ describe('retrieval service', function () {
     await queries();
     await queries();
     assert.strictEqual(tf.memory().numTensors, cached);
+  });
+});
+
+describe('retrieval service: one index writer per run, and exports that never damage it', function () {
+  this.timeout(60_000);
+  let fixture: Fixture;
+  /** Every file of the run folder with its contents. */
+  const snapshot = (dir: string): Map<string, string> => new Map(
+    fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()
+      .filter((name) => fs.statSync(path.join(dir, name)).isFile())
+      .map((name) => [name, fs.readFileSync(path.join(dir, name)).toString('base64')]));
+  const readNpyRows = (file: string) => {
+    const bytes = fs.readFileSync(file);
+    const data = bytes.subarray(10 + bytes.readUInt16LE(8));
+    return new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  };
+
+  before(async () => {
+    fixture = await makeFixture();
+    await embedRun(fixture.runDir, () => undefined);
+  });
+  after(() => fs.rmSync(fixture.root, { recursive: true, force: true }));
+
+  it('holds the run\'s index lock while it indexes, searches or exports, but searches a run that trains', async () => {
+    const lock = acquireRunLock(fixture.runDir, 'index', 'indexing in another process');
+    try {
+      const query = path.join(fixture.data, 'a', 'img0.png');
+      for (const call of [
+        () => embedRun(fixture.runDir, () => undefined),
+        () => findSimilar(fixture.runDir, query, 2, () => undefined),
+        () => findDuplicates(fixture.runDir, 0.9, () => undefined),
+        () => exportEmbeddings(fixture.runDir, 'csv', path.join(fixture.root, 'locked.csv'), () => undefined),
+      ]) {
+        await assert.rejects(call(), (error: Error) => error instanceof RunLockedError &&
+          error.message.includes(fixture.runDir) && error.message.includes('indexing in another process'));
+      }
+      assert.ok(!fs.existsSync(path.join(fixture.root, 'locked.csv')));
+    } finally {
+      lock.release();
+    }
+    const training = acquireRunLock(fixture.runDir, 'training', 'training');
+    try {
+      const { messages, emit } = collect();
+      await findSimilar(fixture.runDir, path.join(fixture.data, 'a', 'img0.png'), 2, emit);
+      assert.deepStrictEqual(messages.filter((m) => m.type === 'warning'), []);
+    } finally {
+      training.release();
+    }
+    assert.deepStrictEqual(fs.readdirSync(fixture.runDir).filter((name) => name.endsWith('.lock')), [], 'every lock is released');
+  });
+
+  it('takes over the index lock of a process that is gone, with a warning', async () => {
+    const child = execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    fs.writeFileSync(path.join(fixture.runDir, RUN_LOCK_FILES.index), JSON.stringify({
+      pid: Number(child), host: os.hostname(), since: new Date().toISOString(), activity: 'indexing', token: 'gone',
+    }));
+    const { messages, emit } = collect();
+    await embedRun(fixture.runDir, emit);
+    const warnings = messages.flatMap((m) => (m.type === 'warning' ? [m.message] : []));
+    assert.ok(warnings.some((w) => w.includes(`process ${child} is no longer running`)), warnings.join(' | '));
+    assert.ok(!fs.existsSync(path.join(fixture.runDir, RUN_LOCK_FILES.index)));
+  });
+
+  it('refuses to write over the run\'s own files or inside its checkpoints or index, and changes nothing there', async () => {
+    const before = snapshot(fixture.runDir);
+    const checkpoint = fs.readdirSync(path.join(fixture.runDir, 'checkpoints'))[0];
+    const targets: ['npy' | 'csv', string][] = [
+      ['csv', 'run.json'], ['npy', 'status.json'], ['csv', 'metrics.jsonl'], ['npy', 'checkpoint.json'], ['csv', 'training.lock'],
+      ['npy', path.join('checkpoints', checkpoint, 'weights.bin')], ['csv', path.join('checkpoints', checkpoint, 'model.json')],
+      ['npy', path.join('checkpoints', 'new.npy')], ['csv', path.join(INDEX_DIR, 'manifest.json')], ['npy', path.join(INDEX_DIR, 'e.npy')],
+    ];
+    for (const [format, relative] of targets) {
+      const target = path.join(fixture.runDir, relative);
+      await assert.rejects(exportEmbeddings(fixture.runDir, format, target, () => undefined),
+        (error: Error) => error.message.includes(target) && /run/.test(error.message), `${format} to ${relative}`);
+    }
+    assert.deepStrictEqual(snapshot(fixture.runDir), before);
+    // Beside the run's files is fine: that is where the default export goes.
+    const written = await exportEmbeddings(fixture.runDir, 'npy', undefined, () => undefined);
+    assert.deepStrictEqual(written, [path.join(fixture.runDir, 'embeddings.npy'), path.join(fixture.runDir, 'embeddings.paths.json')]);
+    for (const file of written) fs.rmSync(file);
+    assert.deepStrictEqual(snapshot(fixture.runDir), before);
+  });
+
+  it('names the file when the target is a folder or in a folder that does not exist', async () => {
+    const missing = path.join(fixture.root, 'no-such-folder', 'e.npy');
+    await assert.rejects(exportEmbeddings(fixture.runDir, 'npy', missing, () => undefined),
+      (error: Error) => error.message.includes(missing) && /does not exist/.test(error.message));
+    const folder = path.join(fixture.root, 'a-folder.csv');
+    fs.mkdirSync(folder);
+    await assert.rejects(exportEmbeddings(fixture.runDir, 'csv', folder, () => undefined),
+      (error: Error) => error.message.includes(folder) && /folder/.test(error.message));
+  });
+
+  it('writes the .npy and its paths file with the same rows in the same order, whatever the file names hold', async () => {
+    const odd = ['line\nbreak.png', 'carriage\rreturn.png', 'sep\u2028arator.png', 'tab\tquote"comma,back\\slash.png', 'ünï cødé 🐱.png'];
+    for (const [i, name] of odd.entries()) fs.copyFileSync(path.join(fixture.data, 'a', `img${i}.png`), path.join(fixture.data, 'b', name));
+    try {
+      const out = path.join(fixture.root, 'odd.npy');
+      const [npy, pathsFile] = await exportEmbeddings(fixture.runDir, 'npy', out, () => undefined);
+      const { manifest, vectors } = storedIndex(fixture.runDir);
+      const paths = JSON.parse(fs.readFileSync(pathsFile, 'utf8')) as string[];
+      assert.deepStrictEqual(paths, manifest.files.relPath);
+      for (const name of odd) assert.ok(paths.includes(`b/${name}`), `${JSON.stringify(name)} is listed as it is`);
+      assert.deepStrictEqual(readNpyRows(npy), vectors);
+      // A copy's row is its original's row: the rows are where the paths file says.
+      const dims = manifest.dims;
+      const row = (relPath: string) => Array.from(vectors.subarray(paths.indexOf(relPath) * dims, (paths.indexOf(relPath) + 1) * dims));
+      for (const [i, name] of odd.entries()) assert.deepStrictEqual(row(`b/${name}`), row(`a/img${i}.png`), name);
+    } finally {
+      for (const name of odd) fs.rmSync(path.join(fixture.data, 'b', name));
+    }
+  });
+
+  it('keeps the previous .npy and paths file, both, when writing either fails (disk full), and names the file', async () => {
+    const out = path.join(fixture.root, 'pair.npy');
+    const [npy, pathsFile] = await exportEmbeddings(fixture.runDir, 'npy', out, () => undefined);
+    const before = [fs.readFileSync(npy), fs.readFileSync(pathsFile)];
+    const added = path.join(fixture.data, 'b', 'added.png');
+    await writeImage(added, 999);
+    const { openSync, writeSync } = nodeFs;
+    try {
+      for (const failing of [pathsFile, npy]) {
+        const failingFds = new Set<number>();
+        nodeFs.openSync = ((file: fs.PathLike, ...rest: unknown[]) => {
+          const fd = (openSync as (...args: unknown[]) => number)(file, ...rest);
+          if (String(file).startsWith(`${failing}.tmp`)) failingFds.add(fd);
+          return fd;
+        }) as typeof nodeFs.openSync;
+        nodeFs.writeSync = ((fd: number, ...rest: unknown[]) => {
+          if (failingFds.has(fd)) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          return (writeSync as (...args: unknown[]) => number)(fd, ...rest);
+        }) as typeof nodeFs.writeSync;
+        await assert.rejects(exportEmbeddings(fixture.runDir, 'npy', out, () => undefined),
+          (error: Error) => error.message.includes(failing) && /no space left/.test(error.message), path.basename(failing));
+        nodeFs.openSync = openSync;
+        nodeFs.writeSync = writeSync;
+        assert.deepStrictEqual([fs.readFileSync(npy), fs.readFileSync(pathsFile)], before, `after a failed ${path.basename(failing)}`);
+        assert.deepStrictEqual(fs.readdirSync(fixture.root).filter((name) => name.includes('.tmp')), [], 'no temporary file is left');
+      }
+    } finally {
+      nodeFs.openSync = openSync;
+      nodeFs.writeSync = writeSync;
+      fs.rmSync(added);
+    }
+    const rows = await exportEmbeddings(fixture.runDir, 'npy', out, () => undefined);
+    assert.strictEqual(readNpyRows(rows[0]).length / storedIndex(fixture.runDir).manifest.dims, JSON.parse(fs.readFileSync(rows[1], 'utf8')).length);
   });
 });

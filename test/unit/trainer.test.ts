@@ -221,6 +221,22 @@ describe('trainer', function () {
     assert.strictEqual(fs.existsSync(path.join(folder, '.simsiam')), false, 'no run folder was created');
   });
 
+  it('refuses an image size whose training step the wasm heap cannot hold, naming the size that fits, and that size trains', async () => {
+    // 36 images, 4 held out for the kNN monitor, which then runs at the size that fits too.
+    const folder = await makeFolder(18);
+    folders.push(folder);
+    const config = { ...SMALL, batchSize: 32, epochs: 1, backend: 'wasm' };
+    let refusal: TrainingError | undefined;
+    await assert.rejects(startTraining({ folder, config: resolveConfig('tiny', { ...config, imageSize: 512 }) }, () => undefined, new StopSignal()),
+      (error: TrainingError) => (refusal = error) !== undefined);
+    assert.strictEqual(refusal!.field, 'imageSize', refusal!.message);
+    const largest = Number(/the largest image size that fits this batch is about (\d+) px/.exec(refusal!.message)?.[1]);
+    assert.ok(largest >= 64 && largest < 512, refusal!.message);
+    assert.strictEqual(fs.existsSync(path.join(folder, '.simsiam')), false, 'no run folder was created');
+    const done = await startTraining({ folder, config: resolveConfig('tiny', { ...config, imageSize: largest }) }, () => undefined, new StopSignal());
+    assert.strictEqual(done.status, 'completed');
+  });
+
   it('sizes an epoch by the images that decode, not by the files found', async () => {
     // 20 readable + 4 broken with batch 8: 2 steps per epoch (3 if the broken ones counted).
     const folder = await makeFolder(10, (root) => {

@@ -3,10 +3,15 @@ import {
   parseFromWebview, parsePanelState, parseToWebview, webviewMessage, WebviewProtocolError, WEBVIEW_PROTOCOL_VERSION,
 } from '../../src/webview/protocol';
 
-const run = {
-  runDir: '/data/.simsiam/runs/r1', id: 'r1', name: 'r1', datasetRoot: '/data', status: 'running', step: 3, epoch: 0,
-  epochs: 5, batchesPerEpoch: 10, backend: 'wasm', preset: 'tiny', message: null, etaSeconds: 12.5,
+const progress = {
+  running: true, step: 3, epochsDone: 0, epochs: 5, batchesPerEpoch: 10, loss: { of: 'step', value: -0.2 }, knnTop1: null,
+  phase: { task: 'evaluate', done: 3, total: 9 }, etaSeconds: 12.5,
 } as const;
+const run = {
+  runDir: '/data/.simsiam/runs/r1', id: 'r1', name: 'r1', datasetRoot: '/data', status: 'running', progress,
+  backend: 'wasm', preset: 'tiny', message: null,
+} as const;
+const shown = { summary: 'epoch 1/5 · step 3/50', banner: null, emptyNotes: ['Waiting for data…'] };
 
 describe('webview protocol', () => {
   it('round-trips well-formed messages in both directions', () => {
@@ -22,7 +27,7 @@ describe('webview protocol', () => {
     assert.deepStrictEqual(parseToWebview(JSON.parse(JSON.stringify(init))), init);
     const query = webviewMessage({ type: 'query', source: 'path', path: 'cats/a.png' });
     assert.deepStrictEqual(parseFromWebview(JSON.parse(JSON.stringify(query))), query);
-    const rendered = webviewMessage({ type: 'rendered', stepPoints: 1, epochPoints: 1, comparePoints: 0, latest: init.history });
+    const rendered = webviewMessage({ type: 'rendered', stepPoints: 1, epochPoints: 1, comparePoints: 0, latest: init.history, ...shown });
     assert.deepStrictEqual(parseFromWebview(JSON.parse(JSON.stringify(rendered))), rendered);
     assert.strictEqual(parseFromWebview({ v: WEBVIEW_PROTOCOL_VERSION, type: 'compare', runDir: null }).type, 'compare');
   });
@@ -58,17 +63,21 @@ describe('webview protocol', () => {
       [{ v, type: 'gallery', query: image, neighbours: [{ ...image, label: 3 }], checkpointStep: 1 }, /field "neighbours.0.label"/],
       [{ v, type: 'init', run, history: [epoch, { ...epoch, step: 20, skippedFiles: -1 }], compareOptions: [], galleryQuery: null },
         /field "history.1.skippedFiles"/],
-      [{ v, type: 'init', run: { ...run, etaSeconds: Number.POSITIVE_INFINITY }, history: [], compareOptions: [], galleryQuery: null },
-        /field "run.etaSeconds"/],
+      [{ v, type: 'init', run: { ...run, progress: { ...progress, etaSeconds: Number.POSITIVE_INFINITY } }, history: [], compareOptions: [], galleryQuery: null },
+        /field "run.progress.etaSeconds"/],
+      [{ v, type: 'status', run: { ...run, progress: { ...progress, phase: { task: 'decode', done: -1, total: 9 } } } }, /field "run.progress.phase.done"/],
+      [{ v, type: 'status', run: { ...run, progress: { ...progress, loss: { of: 'median', value: 0 } } } }, /field "run.progress.loss.of"/],
       [{ v, type: 'init', run, history: [], compareOptions: [{ runDir: '/x', label: 7 }], galleryQuery: null }, /field "compareOptions.0.label"/],
       // A diverged step never reaches a chart: the engine stops instead of reporting a non-finite loss.
       [{ v, type: 'history', records: [{ kind: 'step', step: 1, epoch: 0, loss: Number.NaN, lr: 0.01 }] }, /field "records.0.loss"/],
       [{ v, type: 'compareSeries', runDir: '/x', label: 'x', steps: [1, 2.5], losses: [0, 0] }, /field "steps.1"/],
     ];
     for (const [raw, field] of malformed) assert.throws(() => parseToWebview(raw), field, `accepted ${JSON.stringify(raw)}`);
-    const rendered = { v, type: 'rendered', stepPoints: 1, epochPoints: 1, comparePoints: 0 };
+    const rendered = { v, type: 'rendered', stepPoints: 1, epochPoints: 1, comparePoints: 0, ...shown };
     assert.throws(() => parseFromWebview({ ...rendered, latest: [{ ...epoch, knnTop1: 'high' }] }), /field "latest.0.knnTop1"/);
     assert.throws(() => parseFromWebview({ ...rendered, latest: [epoch, epoch, epoch, epoch] }), /field "latest"/);
+    assert.throws(() => parseFromWebview({ ...rendered, latest: [], banner: 'x'.repeat(10_001) }), /field "banner"/);
+    assert.throws(() => parseFromWebview({ ...rendered, latest: [], emptyNotes: [3] }), /field "emptyNotes.0"/);
   });
 
   it('reads back only a well-formed saved panel state', () => {

@@ -11,6 +11,7 @@ import { readMetrics, readRun, type RunRecord } from '../../training/run/runStor
 import { mergeMetrics, type EngineMessage, type MetricRecord } from '../../training/protocol';
 import { readRunSummary, type RunCatalog, type RunSummary } from '../runCatalog';
 import type { TrainingManager, TrainingSession } from '../training';
+import { runProgress } from './runText';
 import type { RetrievalClient } from '../retrieval';
 import {
   parseFromWebview, webviewMessage, WebviewProtocolError,
@@ -18,7 +19,7 @@ import {
 } from '../../webview/protocol';
 import { compareOptions, compareSeries, NO_COMPARISON } from './compareSeries';
 import { PanelGallery, type GalleryResult } from './gallery';
-import { LiveMetrics } from './liveMetrics';
+import { LIVE_FLUSH_MS, LiveMetrics } from './liveMetrics';
 import { panelHtml } from './panelHtml';
 
 export interface PanelServices {
@@ -44,6 +45,18 @@ export class ExperimentPanel implements vscode.Disposable {
   private readonly gallery: PanelGallery;
   private ready = false;
   private filesTimer: NodeJS.Timeout | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
+  /** The training session of this window last seen for this run. */
+  private followed: TrainingSession | undefined;
+  /** How that session said it trains: the backend with its training threads, which run.json does not record. */
+  private trainedOn: string | null = null;
+  /**
+   * Why that session failed after it started, with the status.json it left (updatedAt): the engine
+   * may have died before writing a status, and a later status (a resume elsewhere) supersedes it.
+   */
+  private failure: { message: string; statusAt: string | undefined } | null = null;
+  /** Why the run's metrics file could not be read, when it could not. */
+  private historyProblem: string | null = null;
   private reportWaiters: (() => void)[] = [];
   private disposed = false;
 
@@ -66,7 +79,7 @@ export class ExperimentPanel implements vscode.Disposable {
     panel.webview.html = panelHtml(panel.webview, services.extensionUri, this.record.name, { runDir });
     this.live = new LiveMetrics((append) => {
       this.post(append);
-      this.post({ type: 'status', run: this.runView() });
+      this.postStatus();
     });
     this.gallery = new PanelGallery({
       runDir, dataset: this.record.dataset, webview: panel.webview, retrieval: services.retrieval, state: services.state,
@@ -84,6 +97,7 @@ export class ExperimentPanel implements vscode.Disposable {
         else this.postCompareOptions();
       }),
     );
+    this.follow(this.session());
   }
 
   /** See PanelGallery.showSimilar. */
@@ -99,7 +113,8 @@ export class ExperimentPanel implements vscode.Disposable {
   // ---- messages to the webview ---------------------------------------------------------------
 
   private post(body: WebviewMessageBody<ToWebviewMessage>): void {
-    if (!this.ready) return; // the webview sends `ready` (again after being hidden) and gets a full init then
+    // The webview sends `ready` (again after being hidden) and gets a full init then; a closed one gets nothing.
+    if (!this.ready || this.disposed) return;
     this.posted.set(body.type, (this.posted.get(body.type) ?? 0) + 1);
     void this.panel.webview.postMessage(webviewMessage(body));
   }
@@ -112,30 +127,72 @@ export class ExperimentPanel implements vscode.Disposable {
     return this.services.training.sessionForRun(this.runDir);
   }
 
-  /** The run's whole history: its file, and what this window's session streamed since the last flush. */
+  /**
+   * The run's whole history: its file, and what this window's session streamed since the last
+   * flush. A damaged metrics file is said in the header (what the session streamed still shows).
+   */
   private history(): MetricRecord[] {
-    return mergeMetrics(readMetrics(this.runDir), this.session()?.records ?? []);
+    let stored: MetricRecord[] = [];
+    try {
+      stored = readMetrics(this.runDir);
+      this.historyProblem = null;
+    } catch (error) {
+      this.historyProblem = (error as Error).message;
+      this.warn(this.historyProblem);
+    }
+    return mergeMetrics(stored, this.session()?.records ?? []);
   }
 
   /** The header: the live session's progress while it trains, the run's files otherwise. */
   private runView(): RunView {
     const session = this.session();
     const training = session !== undefined && !session.ended;
-    const live = training ? session.progress : null;
     const status = this.summary?.status;
     // A resume may raise the epoch budget in run.json.
     const record = this.summary?.record ?? this.record;
+    const failure = this.failure && this.failure.statusAt === status?.updatedAt ? this.failure.message : null;
+    const runStatus = training ? 'running' : failure !== null ? 'failed' : status?.status ?? 'interrupted';
+    const progress = runProgress(training ? session : null, {
+      status: { step: status?.step ?? 0, epoch: status?.epoch ?? 0, status: runStatus },
+      epochs: record.config.epochs, lastEpoch: this.summary?.lastEpoch ?? null,
+    });
     return {
       runDir: this.runDir, id: record.id, name: record.name, datasetRoot: record.dataset.root,
-      status: training ? 'running' : status?.status ?? 'interrupted',
-      step: live?.step ?? status?.step ?? 0,
-      epoch: live ? live.epoch : status?.epoch ?? 0,
-      epochs: live?.epochs ?? record.config.epochs,
-      batchesPerEpoch: live?.batchesPerEpoch ?? null,
-      backend: record.backend, preset: record.config.preset,
-      message: status?.message ?? null,
-      etaSeconds: live?.etaSeconds ?? null,
+      status: runStatus, progress,
+      backend: this.trainedOn ?? record.backend, preset: record.config.preset,
+      // A message from an earlier end of the run is old news while it trains again.
+      message: this.historyProblem ?? (training ? null : failure ?? status?.message ?? null),
     };
+  }
+
+  private postStatus(): void {
+    this.post({ type: 'status', run: this.runView() });
+  }
+
+  /** Phases report far more often than a person reads: one header update per interval. */
+  private schedulePostStatus(): void {
+    this.statusTimer ??= setTimeout(() => {
+      this.statusTimer = undefined;
+      this.postStatus();
+    }, LIVE_FLUSH_MS);
+  }
+
+  /** Learns how a session of this window trains the run, and how it ended if it failed after starting. */
+  private follow(session: TrainingSession | undefined): void {
+    if (!session || session === this.followed) return;
+    this.followed = session;
+    this.failure = null;
+    session.started.then((started) => {
+      this.trainedOn = started.backend;
+      this.postStatus();
+    }, () => undefined);
+    void session.finished.then((outcome) => {
+      // A session that failed before it started (a refused resume) left the run as it was.
+      if (outcome.status !== 'failed' || session.progress === null) return;
+      this.summary = readRunSummary(this.runDir);
+      this.failure = { message: outcome.message, statusAt: this.summary?.status.updatedAt };
+      this.postStatus();
+    });
   }
 
   private postCompareOptions(): void {
@@ -144,15 +201,19 @@ export class ExperimentPanel implements vscode.Disposable {
   }
 
   private onEngineMessage(message: EngineMessage): void {
+    this.follow(this.session());
     switch (message.type) {
       case 'started':
         // A resumed run rewinds its metrics to the checkpoint: redraw from the file.
         this.summary = readRunSummary(this.runDir);
         this.post({ type: 'history', records: this.history() });
-        this.post({ type: 'status', run: this.runView() });
+        this.postStatus();
         break;
       case 'metric':
         this.live.push(message.record);
+        break;
+      case 'progress':
+        this.schedulePostStatus();
         break;
       case 'checkpoint':
         this.gallery.refreshIfStale(message.step);
@@ -162,7 +223,7 @@ export class ExperimentPanel implements vscode.Disposable {
         // The engine wrote the run's final status just before saying so.
         this.summary = readRunSummary(this.runDir);
         this.live.flush();
-        this.post({ type: 'status', run: this.runView() });
+        this.postStatus();
         break;
       default:
         break;
@@ -180,7 +241,7 @@ export class ExperimentPanel implements vscode.Disposable {
       }
       this.summary = readRunSummary(this.runDir);
       if (!this.session()) this.post({ type: 'history', records: this.history() });
-      this.post({ type: 'status', run: this.runView() });
+      this.postStatus();
       this.postCompareOptions();
       this.gallery.refreshFromDisk();
     }, FILES_CHANGED_DELAY_MS);
@@ -235,7 +296,14 @@ export class ExperimentPanel implements vscode.Disposable {
       this.post(NO_COMPARISON);
       return;
     }
-    const series = compareSeries(this.services.catalog.list(), requested);
+    let series;
+    try {
+      series = compareSeries(this.services.catalog.list(), requested);
+    } catch (error) {
+      this.warn(`cannot overlay ${requested}: ${(error as Error).message}`);
+      this.post(NO_COMPARISON);
+      return;
+    }
     if (series) this.post(series);
     else this.warn(`refused to compare with an unknown run: ${requested}`);
   }
@@ -245,6 +313,7 @@ export class ExperimentPanel implements vscode.Disposable {
     this.disposed = true;
     this.live.dispose();
     clearTimeout(this.filesTimer);
+    clearTimeout(this.statusTimer);
     this.disposables.splice(0).forEach((d) => d.dispose());
     this.panel.dispose();
     this.closed.fire();

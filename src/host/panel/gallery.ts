@@ -12,6 +12,7 @@ import type { DatasetSummary, Neighbour } from '../../training/protocol';
 import type { RetrievalClient } from '../retrieval';
 import { topK } from '../settings';
 import { datasetRelativePath, isPathInside, resolveDatasetImage, UnsafePathError } from './pathGuard';
+import { capitalised, phaseText } from './runText';
 import type { GalleryImage, GalleryMessage, QueryRequest, ToWebviewMessage, WebviewMessageBody } from '../../webview/protocol';
 
 export interface GalleryResult { query: string; neighbours: Neighbour[] }
@@ -141,7 +142,7 @@ export class PanelGallery {
       busy(`Searching with the checkpoint of step ${step}…`);
       const k = topK();
       const found = await this.context.retrieval.similar(runDir, file, k + 1,
-        (p) => busy(p.task === 'embed' ? `Indexing images ${p.done}/${p.total}…` : `${p.task} ${p.done}/${p.total}…`));
+        (p) => busy(`${capitalised(phaseText(p))}…`));
       const neighbours = found.filter((n) => !samePath(dataset.root, n.path, file)).slice(0, k);
       this.shownCheckpointStep = step;
       this.shown = {

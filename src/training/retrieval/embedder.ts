@@ -13,18 +13,18 @@ import type { EmbeddedFiles } from './embeddingIndex';
 export interface CheckpointModel {
   model: tf.LayersModel;
   checkpoint: CheckpointPointer;
+  /** The checkpoint's folder, for messages. */
+  dir: string;
+  /** Side of the square images the model takes. */
+  imageSize: number;
   /** Length of a feature vector. */
   dims: number;
 }
 
+/** The model of `checkpoint`; one that fails a check is refused with an error naming its file. */
 export async function loadCheckpointModel(runDir: string, checkpoint: CheckpointPointer): Promise<CheckpointModel> {
-  const model = await loadModel(path.join(runDir, checkpoint.dir));
-  const dims = model.outputs[0].shape[1];
-  if (typeof dims !== 'number') {
-    model.dispose();
-    throw new Error(`The checkpoint in ${path.join(runDir, checkpoint.dir)} has no fixed feature size.`);
-  }
-  return { model, checkpoint, dims };
+  const { model, imageSize, featureDims } = await loadModel(runDir, checkpoint);
+  return { model, checkpoint, dir: path.join(runDir, checkpoint.dir), imageSize, dims: featureDims };
 }
 
 /** Why `file` cannot be decoded, asked again for the few files embedRecords left out. */
@@ -40,6 +40,11 @@ async function decodeFailure(file: string, imageSize: number): Promise<string> {
 /** Embeds `files` in batches; undecodable ones are reported in `failed`, not thrown. */
 export async function embedFiles(loaded: CheckpointModel, files: { path: string; relPath: string }[], imageSize: number,
   onProgress?: (done: number) => void): Promise<EmbeddedFiles> {
+  if (imageSize !== loaded.imageSize) {
+    // Only an edited run.json disagrees with its own checkpoint; tfjs would fail with a shape error.
+    throw new Error(`Checkpoint ${loaded.dir} takes ${loaded.imageSize} px images, but the run's run.json asks for ${imageSize} px: ` +
+      `set imageSize back to ${loaded.imageSize} in run.json.`);
+  }
   const records: ImageRecord[] = files.map((f) => ({ path: f.path, relPath: f.relPath, label: null, split: 'train' }));
   const { features, kept } = await embedRecords(loaded.model, records, imageSize, onProgress);
   let vectors: Float32Array;

@@ -2,22 +2,28 @@
 //   vectors-<id>.f32  count × dims float32, row-major, native byte order (little-endian wherever
 //                     tfjs runs); row i is the image files.relPath[i]
 //   manifest.json     which checkpoint and input size the rows were computed with, and per file its
-//                     path relative to the dataset root, size, mtime and label; files sorted by path
+//                     path relative to the dataset root, size, mtime and label; files sorted by path;
+//                     the vectors file's name and SHA-256
 // Each write puts the vectors under a new name, then switches manifest.json to it with a rename,
 // so a reader (another process) always finds a matching pair and a crash leaves the old index.
+// The index is derived data: one that fails a check when read (a field, a row count, a
+// non-finite value, its checksum) is reported and rebuilt from the checkpoint and the images.
 // Updating is incremental: rows of unchanged files are kept, new and changed files are embedded,
 // deleted ones dropped, and everything is embedded again when the checkpoint changes.
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as v from 'valibot';
 import { scanDataset } from '../data/dataset';
-import { writeFileAtomic } from '../run/runStore';
-import type { CheckpointPointer } from '../run/runStore';
+import { CheckpointPointerSchema, writeFileAtomic, type CheckpointPointer } from '../run/runStore';
+import { count, describeIssue, finite } from '../versioned';
 
 export const INDEX_DIR = 'index';
 const MANIFEST_FILE = 'manifest.json';
 const FORMAT = 'simsiam-embedding-index';
 const FORMAT_VERSION = 1;
-const VECTORS_PATTERN = /^vectors-.+\.f32$/;
+/** As writeIndex names them: a plain name in the index folder. */
+const VECTORS_PATTERN = /^vectors-[0-9a-z-]+\.f32$/;
 
 /** An image of the dataset as it is on disk now. */
 export interface DatasetFile {
@@ -37,27 +43,46 @@ export interface DatasetListing {
   files: DatasetFile[];
 }
 
-/** Columns of one field per file: 50 000 files cost a few MB of JSON, not tens. */
-interface FileColumns {
-  relPath: string[];
-  size: number[];
-  mtimeMs: number[];
-}
+const positive = v.pipe(v.number(), v.integer(), v.minValue(1));
+const compareCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-export interface IndexManifest {
-  format: typeof FORMAT;
-  version: typeof FORMAT_VERSION;
-  /** The checkpoint every row was computed with. */
-  checkpoint: CheckpointPointer;
-  imageSize: number;
-  dims: number;
-  datasetRoot: string;
-  classes: string[];
-  files: FileColumns & { label: (number | null)[] };
-  /** Files that could not be decoded, as they were then: tried again only once they change. */
-  skipped: FileColumns & { reason: string[] };
-  vectorsFile: string;
-}
+/** A '/'-separated path that stays inside the dataset root (on Windows, '\\' separates too). */
+const insideDataset = (relPath: string) => !path.isAbsolute(relPath) &&
+  relPath.split(path.sep === '\\' ? /[/\\]/ : '/').every((part) => part !== '' && part !== '.' && part !== '..');
+const RelPathSchema = v.pipe(v.string(), v.check(insideDataset, 'is not a path inside the dataset'));
+
+/** Columns of one field per file: 50 000 files cost a few MB of JSON, not tens. */
+const fileColumns = { relPath: v.array(RelPathSchema), size: v.array(count), mtimeMs: v.array(finite) };
+
+const sameLength = <T extends Record<string, unknown[]>>(columns: T) => new Set(Object.values(columns).map((c) => c.length)).size === 1;
+const sorted = (paths: string[]) => paths.every((p, i) => i === 0 || compareCodeUnits(paths[i - 1], p) < 0);
+
+const IndexManifestSchema = v.pipe(
+  v.object({
+    format: v.literal(FORMAT),
+    version: v.literal(FORMAT_VERSION),
+    /** The checkpoint every row was computed with. */
+    checkpoint: CheckpointPointerSchema,
+    imageSize: positive,
+    dims: positive,
+    datasetRoot: v.string(),
+    classes: v.array(v.string()),
+    files: v.pipe(v.object({ ...fileColumns, label: v.array(v.nullable(count)) }),
+      v.check(sameLength, 'has columns of different lengths'),
+      v.check((files) => sorted(files.relPath), 'is not sorted by path, one row per path'),
+    ),
+    /** Files that could not be decoded, as they were then: tried again only once they change. */
+    skipped: v.pipe(v.object({ ...fileColumns, reason: v.array(v.string()) }), v.check(sameLength, 'has columns of different lengths')),
+    vectorsFile: v.pipe(v.string(), v.regex(VECTORS_PATTERN, 'is not the name of a vectors file in the index folder')),
+    /** Of the vectors file's bytes; absent in indexes written before checksums. */
+    vectorsSha256: v.optional(v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'is not a SHA-256 digest'))),
+  }),
+  v.check((m) => m.files.label.every((label) => label === null || label < m.classes.length), 'has a label beyond its classes'),
+);
+export type IndexManifest = v.InferOutput<typeof IndexManifestSchema>;
+type FileColumns = Pick<IndexManifest['files'], keyof typeof fileColumns>;
+/** What an update computes; writeIndex adds the vectors file's name and checksum. */
+export type IndexContent = Omit<IndexManifest, 'vectorsFile' | 'vectorsSha256'>;
 
 export interface StoredIndex {
   manifest: IndexManifest;
@@ -79,8 +104,6 @@ export interface UpdatePlan {
 function indexDir(runDir: string): string {
   return path.join(runDir, INDEX_DIR);
 }
-
-const compareCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Every image of the run's dataset (train and test split alike) with its size and mtime.
@@ -108,51 +131,76 @@ export function manifestStamp(runDir: string): string {
   return stats ? `${stats.ino}:${stats.size}:${stats.mtimeMs}` : '';
 }
 
-function isManifest(value: unknown): value is IndexManifest {
-  const m = value as Partial<IndexManifest> | null;
-  return typeof m === 'object' && m !== null && m.format === FORMAT && m.version === FORMAT_VERSION &&
-    typeof m.vectorsFile === 'string' && Number.isInteger(m.dims) && Array.isArray(m.files?.relPath) &&
-    Array.isArray(m.skipped?.relPath) && typeof m.checkpoint?.step === 'number';
+/** Told why a stored index cannot be used; the caller then rebuilds it. */
+export type OnDamagedIndex = (warning: string) => void;
+
+function damaged(runDir: string, file: string, problem: string): string {
+  return `The embedding index in ${indexDir(runDir)} is damaged: ${file} ${problem}. It is rebuilt from the checkpoint.`;
 }
 
-/** The stored manifest, or null when there is none or it is unreadable (the index is then rebuilt). */
-export function readManifest(runDir: string): StoredIndex | null {
+/** The stored manifest, or null when there is none or it fails a check (`onDamaged` hears why; the index is then rebuilt). */
+export function readManifest(runDir: string, onDamaged?: OnDamagedIndex): StoredIndex | null {
   const stamp = manifestStamp(runDir);
   if (!stamp) return null;
+  const file = manifestFile(runDir);
+  let problem: string;
   try {
-    const manifest: unknown = JSON.parse(fs.readFileSync(manifestFile(runDir), 'utf8'));
-    return isManifest(manifest) ? { manifest, stamp } : null;
-  } catch {
-    return null;
+    const result = v.safeParse(IndexManifestSchema, JSON.parse(fs.readFileSync(file, 'utf8')));
+    if (result.success) return { manifest: result.output, stamp };
+    problem = `is not a valid index manifest: ${describeIssue(result.issues)}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null; // removed since the stat
+    problem = error instanceof SyntaxError ? `is not JSON (${error.message})` : `cannot be read (${(error as Error).message})`;
   }
+  onDamaged?.(damaged(runDir, file, problem));
+  return null;
 }
 
-/** Row-major vectors of a stored index; throws when the file is missing or has the wrong size. */
-function readVectors(runDir: string, manifest: IndexManifest): Float32Array {
+const digestOf = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest('hex');
+
+/** Row-major vectors of a stored index, or what is wrong with the file. */
+function readVectors(runDir: string, manifest: IndexManifest): { vectors: Float32Array } | { file: string; problem: string } {
   const file = path.join(indexDir(runDir), manifest.vectorsFile);
-  const bytes = fs.readFileSync(file);
-  const expected = manifest.files.relPath.length * manifest.dims * 4;
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (error) {
+    return { file, problem: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(error as Error).message})` };
+  }
+  const rows = manifest.files.relPath.length;
+  const expected = rows * manifest.dims * 4;
   if (bytes.byteLength !== expected) {
-    throw new Error(`${file} holds ${bytes.byteLength} bytes, its manifest expects ${expected}`);
+    return { file, problem: `holds ${bytes.byteLength} bytes, where ${MANIFEST_FILE} describes ${rows} rows of ${manifest.dims} float32 (${expected} bytes)` };
   }
   // A Float32Array view needs 4-byte alignment; only pooled (small) buffers can lack it.
-  return bytes.byteOffset % 4 === 0
+  const vectors = bytes.byteOffset % 4 === 0
     ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
     : new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const bad = vectors.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) {
+    const row = Math.floor(bad / manifest.dims);
+    return { file, problem: `holds ${vectors[bad]} in row ${row} (${manifest.files.relPath[row]})` };
+  }
+  if (manifest.vectorsSha256 !== undefined && digestOf(bytes) !== manifest.vectorsSha256) {
+    return { file, problem: 'does not match the checksum it was written with (damaged on disk)' };
+  }
+  return { vectors };
 }
 
 /**
- * A stored index with its vectors. A concurrent writer may replace the pair between the two
+ * A stored index with its vectors, or null when there is none or it fails a check (`onDamaged`
+ * hears why; the index is then rebuilt). A concurrent writer may replace the pair between the two
  * reads (and delete the old vectors file): the manifest is then read again.
  */
-export function loadIndex(runDir: string): { stored: StoredIndex; vectors: Float32Array } | null {
+export function loadIndex(runDir: string, onDamaged?: OnDamagedIndex): { stored: StoredIndex; vectors: Float32Array } | null {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const stored = readManifest(runDir);
+    const stored = readManifest(runDir, onDamaged);
     if (!stored) return null;
-    try {
-      return { stored, vectors: readVectors(runDir, stored.manifest) };
-    } catch {
-      if (manifestStamp(runDir) === stored.stamp) return null; // not a race: the pair is broken, rebuild
+    const read = readVectors(runDir, stored.manifest);
+    if ('vectors' in read) return { stored, vectors: read.vectors };
+    if (manifestStamp(runDir) === stored.stamp) { // not a race: the pair is broken
+      onDamaged?.(damaged(runDir, read.file, read.problem));
+      return null;
     }
   }
   return null;
@@ -209,7 +257,7 @@ export interface EmbeddedFiles {
  * `embedded` (the result of embedding plan.toEmbed). Returns the manifest fields and vectors.
  */
 export function assembleIndex(plan: UpdatePlan, listing: DatasetListing, stored: IndexManifest | null, storedVectors: Float32Array | null,
-  embedded: EmbeddedFiles, checkpoint: CheckpointPointer, imageSize: number): { manifest: Omit<IndexManifest, 'vectorsFile'>; vectors: Float32Array } {
+  embedded: EmbeddedFiles, checkpoint: CheckpointPointer, imageSize: number): { manifest: IndexContent; vectors: Float32Array } {
   const dims = embedded.dims;
   if (stored && storedVectors && plan.storedRow.some((row) => row >= 0) && stored.dims !== dims) {
     throw new Error(`the stored index has ${stored.dims} dimensions but the model now gives ${dims}`);
@@ -252,13 +300,14 @@ export function assembleIndex(plan: UpdatePlan, listing: DatasetListing, stored:
 }
 
 /** Writes vectors then manifest (see the module comment); returns the stored index. */
-export function writeIndex(runDir: string, manifest: Omit<IndexManifest, 'vectorsFile'>, vectors: Float32Array): StoredIndex {
+export function writeIndex(runDir: string, manifest: IndexContent, vectors: Float32Array): StoredIndex {
   const dir = indexDir(runDir);
   fs.mkdirSync(dir, { recursive: true });
   const vectorsFile = `vectors-${manifest.checkpoint.step}-${Date.now().toString(36)}-${process.pid}.f32`;
   const vectorsPath = path.join(dir, vectorsFile);
-  writeFileAtomic(vectorsPath, new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength));
-  const full: IndexManifest = { ...manifest, vectorsFile };
+  const bytes = new Uint8Array(vectors.buffer, vectors.byteOffset, vectors.byteLength);
+  writeFileAtomic(vectorsPath, bytes);
+  const full: IndexManifest = { ...manifest, vectorsFile, vectorsSha256: digestOf(bytes) };
   writeFileAtomic(manifestFile(runDir), JSON.stringify(full));
   removeOlderVectors(dir, vectorsPath);
   return { manifest: full, stamp: manifestStamp(runDir) };

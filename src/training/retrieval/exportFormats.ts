@@ -1,8 +1,14 @@
 // Embeddings for use outside the engine: NumPy .npy (format version 1.0, written by hand: a
-// magic string, a Python-literal header, then the raw array) with the row's image path per line in
-// a paths file, and CSV with one row per image (path, label, f0 … fn).
+// magic string, a Python-literal header, then the raw array) with a paths file listing row i's
+// image as element i of a JSON array (any file name survives it, line breaks included), and CSV
+// with one row per image (path, label, f0 … fn). An export never replaces a file of the run it
+// comes from, and a file it replaces is either the old one or the whole new one.
 import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
+import { randomBytes } from 'crypto';
+import { CHECKPOINT_POINTER, METRICS_FILE, RUN_FILE, STATUS_FILE } from '../run/runStore';
+import { RUN_LOCK_FILES } from '../run/runLock';
 
 const NPY_MAGIC = [0x93, ...Buffer.from('NUMPY', 'latin1')];
 /** numpy aligns the data to 64 bytes (the 1.0 spec asks for 16; 64 satisfies both). */
@@ -30,20 +36,72 @@ export function npyHeader(shape: number[]): Uint8Array {
   return bytes;
 }
 
-/** Opens `${file}.tmp-<pid>`, lets `write` fill it, then renames it over `file`. */
-function writeThroughTemporary(file: string, write: (fd: number) => void): void {
-  const temporary = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(temporary, 'w');
+/** The run's own files: an export may sit beside them in the run folder, but never replace one. */
+const RUN_OWN_FILES = [RUN_FILE, STATUS_FILE, METRICS_FILE, CHECKPOINT_POINTER, ...Object.values(RUN_LOCK_FILES)];
+
+const realFolder = (folder: string) => fs.realpathSync.native(folder);
+
+/**
+ * Refuses an export target that would write over one of the run's own files or anywhere inside its
+ * folders (checkpoints/, index/), also through links to them, or that cannot be a file at all.
+ */
+export function checkExportTarget(runDir: string, target: string): void {
+  const folder = path.dirname(target);
+  let resolved: string;
   try {
+    resolved = path.join(realFolder(folder), path.basename(target));
+  } catch {
+    throw new Error(`Cannot export to ${target}: its folder ${folder} does not exist. Create it, or choose another file.`);
+  }
+  if (fs.statSync(resolved, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new Error(`Cannot export to ${target}: it is a folder. Give a file name, such as ${path.join(target, 'embeddings.npy')}.`);
+  }
+  let run = path.resolve(runDir);
+  try {
+    run = realFolder(run);
+  } catch {
+    // a run folder that does not exist owns no files
+  }
+  const relative = path.relative(run, resolved);
+  if (relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) return;
+  const [first, ...inside] = relative.split(path.sep);
+  if (inside.length) {
+    throw new Error(`Cannot export to ${target}: it is inside the ${first}/ folder of run ${run}, which only the run writes. ` +
+      'Choose a file outside the run folder, or directly in it.');
+  }
+  // Case-insensitive: on macOS and Windows RUN.JSON is run.json.
+  if (RUN_OWN_FILES.some((name) => name.toLowerCase() === first.toLowerCase())) {
+    throw new Error(`Cannot export to ${target}: it would replace the ${first} of run ${run}. Choose another file name.`);
+  }
+}
+
+/**
+ * Fills a new temporary file beside `file` and returns its name. It is created exclusively under an
+ * unguessable name, so it never writes through a link planted there; on failure it is removed and
+ * the error names `file` (a full disk's write error names none).
+ */
+function writeTemporary(file: string, write: (fd: number) => void): string {
+  const temporary = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  try {
+    const fd = fs.openSync(temporary, 'wx');
     try {
       write(fd);
     } finally {
       fs.closeSync(fd);
     }
+    return temporary;
+  } catch (error) {
+    fs.rmSync(temporary, { force: true });
+    throw new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function moveIntoPlace(temporary: string, file: string): void {
+  try {
     fs.renameSync(temporary, file);
   } catch (error) {
     fs.rmSync(temporary, { force: true });
-    throw error;
+    throw new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -52,19 +110,53 @@ function writeAll(fd: number, data: Uint8Array | string): void {
   for (let offset = 0; offset < bytes.byteLength;) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
 }
 
-/** `vectors` (count × dims, row-major) as a .npy file loadable by numpy.load. */
-export function writeNpy(file: string, vectors: Float32Array, count: number, dims: number): void {
-  writeThroughTemporary(file, (fd) => {
+/** The paths file that goes with an .npy export: <file without .npy>.paths.json. */
+export function npyPathsFile(file: string): string {
+  return `${file.replace(/\.npy$/i, '')}.paths.json`;
+}
+
+/**
+ * A JSON array of strings, one element per line. JSON escapes line breaks and control characters;
+ * the Unicode line separators are escaped too, so that no editor or line reader splits an element.
+ */
+export function pathsJson(paths: string[]): string {
+  if (!paths.length) return '[]\n';
+  const escape = (text: string) => JSON.stringify(text).replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `[\n${paths.map(escape).join(',\n')}\n]\n`;
+}
+
+/**
+ * `vectors` (one row of `dims` float32 per path, row-major) as a .npy file loadable by numpy.load,
+ * and `paths` as its paths file: row i is the image paths[i]. Both are written to temporaries
+ * first; then the paths file is moved into place and the .npy last, so a reader never finds a new
+ * .npy beside an old paths file, and a failure before that leaves the old pair as it was.
+ */
+export function writeNpyWithPaths(file: string, pathsFile: string, vectors: Float32Array, dims: number, paths: string[]): void {
+  const count = paths.length;
+  const npyTemporary = writeTemporary(file, (fd) => {
     writeAll(fd, npyHeader([count, dims]));
     writeAll(fd, new Uint8Array(vectors.buffer, vectors.byteOffset, count * dims * 4));
   });
-}
-
-/** One line per path; a path containing a line break could not be read back, so it is refused. */
-export function writeLines(file: string, lines: string[]): void {
-  const broken = lines.find((line) => /[\r\n]/.test(line));
-  if (broken !== undefined) throw new Error(`Cannot list ${JSON.stringify(broken)} one per line: its name contains a line break.`);
-  writeThroughTemporary(file, (fd) => writeAll(fd, lines.map((line) => line + '\n').join('')));
+  let pathsTemporary: string;
+  try {
+    pathsTemporary = writeTemporary(pathsFile, (fd) => writeAll(fd, pathsJson(paths)));
+  } catch (error) {
+    fs.rmSync(npyTemporary, { force: true });
+    throw error;
+  }
+  try {
+    moveIntoPlace(pathsTemporary, pathsFile);
+  } catch (error) {
+    fs.rmSync(npyTemporary, { force: true });
+    throw error;
+  }
+  try {
+    moveIntoPlace(npyTemporary, file);
+  } catch (error) {
+    // The old .npy stays: a paths file describing other rows must not stay beside it.
+    fs.rmSync(pathsFile, { force: true });
+    throw new Error(`${(error as Error).message}; ${pathsFile} was removed, as it no longer matched it.`, { cause: error });
+  }
 }
 
 /** RFC 4180: quote a field holding a comma, quote or line break; double its quotes. */
@@ -79,7 +171,7 @@ export function formatFloat32(value: number): string {
 
 /** CSV with a header row: path, label, f0 … f(dims-1); an unlabelled image has an empty label. */
 export function writeCsv(file: string, paths: string[], labels: (string | null)[], vectors: Float32Array, dims: number): void {
-  writeThroughTemporary(file, (fd) => {
+  moveIntoPlace(writeTemporary(file, (fd) => {
     writeAll(fd, ['path', 'label', ...Array.from({ length: dims }, (_, j) => `f${j}`)].join(',') + '\n');
     for (let start = 0; start < paths.length; start += CSV_ROWS_PER_WRITE) {
       const rows: string[] = [];
@@ -89,5 +181,5 @@ export function writeCsv(file: string, paths: string[], labels: (string | null)[
       }
       writeAll(fd, rows.join(''));
     }
-  });
+  }), file);
 }

@@ -1,5 +1,8 @@
 // Retrieval over a run's embeddings, for the CLI and the engine process alike: keep the index
-// up to date (incrementally), find an image's neighbours, group near-duplicates, export.
+// up to date (incrementally), find an image's neighbours, group near-duplicates, export. Each
+// holds the run's index lock (../run/runLock.ts) throughout: any of them may rewrite the index, and
+// the lock is what keeps two processes from rewriting it at once; training has a lock of its own,
+// so a run can be searched while it trains.
 // The engine process lives as long as the extension and answers query after query, so the last
 // run's model and index stay in memory until its checkpoint or its index on disk changes.
 import * as fs from 'fs';
@@ -7,6 +10,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../tfjs/backend';
 import { readCheckpointPointer, readRun, RUN_FILE, type CheckpointPointer, type RunRecord } from '../run/runStore';
+import { withRunLock } from '../run/runLock';
 import { SkippedFiles } from '../data/skippedFiles';
 import {
   message, type Emit, type EngineMessage, type EmbedRequest, type SimilarRequest, type Neighbour,
@@ -18,7 +22,7 @@ import {
 import { VectorIndex } from './search';
 import { DatasetWatch } from './datasetWatch';
 import { embedFiles, embedQuery, loadCheckpointModel, type CheckpointModel } from './embedder';
-import { writeCsv, writeLines, writeNpy } from './exportFormats';
+import { checkExportTarget, npyPathsFile, writeCsv, writeNpyWithPaths } from './exportFormats';
 
 interface OpenIndex {
   stored: StoredIndex;
@@ -55,11 +59,21 @@ function openRun(runDir: string): OpenRun {
   return open;
 }
 
-function readRunRecord(runDir: string): RunRecord {
+function requireRunFolder(runDir: string): void {
   if (!fs.existsSync(path.join(runDir, RUN_FILE))) {
     throw new Error(`${runDir} is not a SimSiam run folder (it has no ${RUN_FILE}): pass a folder under .simsiam/runs/.`);
   }
-  return readRun(runDir);
+}
+
+/** `work`, one call at a time in this process and holding the run's index lock across processes. */
+function withIndex<T>(runDir: string, activity: string, emit: Emit, work: () => Promise<T>): Promise<T> {
+  return exclusive(() => {
+    requireRunFolder(runDir);
+    return withRunLock(runDir, 'index', activity, (lock) => {
+      if (lock.note) emit(message({ type: 'warning', message: lock.note }));
+      return work();
+    });
+  });
 }
 
 function requireCheckpoint(runDir: string): CheckpointPointer {
@@ -121,13 +135,14 @@ async function refresh(run: OpenRun, record: RunRecord, checkpoint: CheckpointPo
 async function update(run: OpenRun, record: RunRecord, checkpoint: CheckpointPointer, listing: DatasetListing, emit: Emit): Promise<{ index: OpenIndex; reembedded: number }> {
   const imageSize = record.config.imageSize;
   const cachedStillOnDisk = run.index !== null && run.index.stored.stamp === manifestStamp(run.runDir);
-  let stored = cachedStillOnDisk ? run.index!.stored : readManifest(run.runDir);
+  const warnDamaged = (text: string) => emit(message({ type: 'warning', message: text }));
+  let stored = cachedStillOnDisk ? run.index!.stored : readManifest(run.runDir, warnDamaged);
   let plan = planUpdate(stored?.manifest ?? null, listing, checkpoint, imageSize);
   if (plan.upToDate && cachedStillOnDisk) return { index: run.index!, reembedded: 0 };
 
   let storedVectors: Float32Array | null = null;
   if (stored && (plan.upToDate || plan.storedRow.some((row) => row >= 0))) {
-    const loaded = loadIndex(run.runDir);
+    const loaded = loadIndex(run.runDir, warnDamaged);
     if (loaded && loaded.stored.stamp !== stored.stamp) {
       stored = loaded.stored; // rewritten by another process since we read it
       plan = planUpdate(stored.manifest, listing, checkpoint, imageSize);
@@ -157,7 +172,7 @@ async function update(run: OpenRun, record: RunRecord, checkpoint: CheckpointPoi
 
 /** The run's up-to-date index, in memory. */
 async function freshIndex(runDir: string, emit: Emit): Promise<{ run: OpenRun; record: RunRecord; index: OpenIndex; reembedded: number }> {
-  const record = readRunRecord(runDir);
+  const record = readRun(runDir);
   await selectBackend(record.config.backend);
   const run = openRun(runDir);
   for (let attempt = 0; ; attempt++) {
@@ -197,8 +212,9 @@ function checkQueryFile(file: string): void {
 
 /** Embeds every image of the run's dataset that is not indexed yet with the latest checkpoint. */
 export async function embedRun(runDir: string, emit: (m: EngineMessage) => void): Promise<{ images: number; reembedded: number }> {
-  return exclusive(async () => {
-    const { index, reembedded } = await freshIndex(path.resolve(runDir), emit);
+  const resolvedRun = path.resolve(runDir);
+  return withIndex(resolvedRun, 'indexing its images', emit, async () => {
+    const { index, reembedded } = await freshIndex(resolvedRun, emit);
     return { images: index.search.count, reembedded };
   });
 }
@@ -211,8 +227,9 @@ export async function findSimilar(runDir: string, image: string, k: number, emit
   if (!(Number.isInteger(k) && k > 0)) throw new Error(`k must be a positive whole number (got ${k}).`);
   const query = path.resolve(image);
   checkQueryFile(query);
-  return exclusive(async () => {
-    const { run, index } = await freshIndex(path.resolve(runDir), emit);
+  const resolvedRun = path.resolve(runDir);
+  return withIndex(resolvedRun, 'finding similar images', emit, async () => {
+    const { run, index } = await freshIndex(resolvedRun, emit);
     const { manifest } = index.stored;
     const row = indexedRow(index, query);
     let queryVector: tf.Tensor2D;
@@ -240,8 +257,9 @@ export async function findDuplicates(runDir: string, threshold: number, emit: (m
   if (!(typeof threshold === 'number' && threshold >= -1 && threshold <= 1)) {
     throw new Error(`The duplicate threshold is a cosine similarity between -1 and 1 (got ${threshold}).`);
   }
-  return exclusive(async () => {
-    const { index } = await freshIndex(path.resolve(runDir), emit);
+  const resolvedRun = path.resolve(runDir);
+  return withIndex(resolvedRun, 'finding near-duplicates', emit, async () => {
+    const { index } = await freshIndex(resolvedRun, emit);
     const { manifest } = index.stored;
     const groups = await index.search.duplicateGroups(threshold, (done, total) => emit(progress('duplicates', done, total)));
     return groups.map((g) => ({ paths: g.rows.map((row) => absolutePath(manifest, manifest.files.relPath[row])), minScore: g.minScore }));
@@ -250,26 +268,25 @@ export async function findDuplicates(runDir: string, threshold: number, emit: (m
 
 /**
  * Writes the embeddings with paths relative to the dataset root: `npy` gives <out> (count × dims
- * float32) and <out minus .npy>.paths.txt (row i's image on line i); `csv` gives <out> with
- * columns path, label, f0 … Default <out>: embeddings.npy / embeddings.csv in the run folder.
+ * float32) and <out without .npy>.paths.json (row i's image is element i); `csv` gives <out> with
+ * columns path, label, f0 … Default <out>: embeddings.npy / embeddings.csv in the run folder. A
+ * target that would replace one of the run's own files is refused before any work.
  */
 export async function exportEmbeddings(runDir: string, format: 'npy' | 'csv', out: string | undefined, emit: (m: EngineMessage) => void): Promise<string[]> {
   if (format !== 'npy' && format !== 'csv') throw new Error(`Unknown export format "${format}": use npy or csv.`);
-  return exclusive(async () => {
-    const resolvedRun = path.resolve(runDir);
+  const resolvedRun = path.resolve(runDir);
+  const file = path.resolve(out ?? path.join(resolvedRun, `embeddings.${format}`));
+  const files = format === 'csv' ? [file] : [file, npyPathsFile(file)];
+  requireRunFolder(resolvedRun);
+  for (const target of files) checkExportTarget(resolvedRun, target);
+  return withIndex(resolvedRun, `exporting embeddings to ${file}`, emit, async () => {
     const { index } = await freshIndex(resolvedRun, emit);
     const { manifest } = index.stored;
-    const file = path.resolve(out ?? path.join(resolvedRun, `embeddings.${format}`));
     const vectors = await index.search.rows();
-    const count = manifest.files.relPath.length;
-    if (format === 'csv') {
-      writeCsv(file, manifest.files.relPath, manifest.files.relPath.map((_, row) => labelOf(manifest, row)), vectors, manifest.dims);
-      return [file];
-    }
-    const pathsFile = `${file.replace(/\.npy$/i, '')}.paths.txt`;
-    writeNpy(file, vectors, count, manifest.dims);
-    writeLines(pathsFile, manifest.files.relPath);
-    return [file, pathsFile];
+    const { relPath } = manifest.files;
+    if (format === 'csv') writeCsv(file, relPath, relPath.map((_, row) => labelOf(manifest, row)), vectors, manifest.dims);
+    else writeNpyWithPaths(file, files[1], vectors, manifest.dims, relPath);
+    return files;
   });
 }
 

@@ -1,16 +1,21 @@
 // A run is a folder: <runsDir>/<timestamp>-<name>/ holding
 //   run.json       resolved config, dataset, backend — written once at start
-//   status.json    running | completed | stopped | failed (+ pid, step, message); rewritten atomically
+//   status.json    running | completed | stopped | failed (+ pid, step, message); rewritten atomically;
+//                  "running" only counts while training.lock is held
 //   metrics.jsonl  one JSON record per step and per epoch, appended and flushed each epoch
 //   checkpoint.json → checkpoints/step-N/ (model.json + weights.bin, optimizer state)
+//   training.lock, index.lock  held by the process training the run, and by the one indexing it (./runLock.ts)
 // Nothing else is needed to list, chart, resume or query a run, by the CLI or by the extension.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as v from 'valibot';
-import { DatasetSummarySchema, type RunStatus } from '../protocol';
+import { DatasetSummarySchema, RunStatusSchema } from '../protocol';
 import { MetricRecordSchema, type MetricRecord } from '../metrics';
-import { describeIssue } from '../versioned';
+import { count, describeIssue } from '../versioned';
+import { runLockState, type LockHolder } from './runLock';
 import { storedConfig, type TrainConfig } from '../config';
+
+export { isProcessAlive } from './runLock';
 
 export const RUN_FILE = 'run.json';
 export const STATUS_FILE = 'status.json';
@@ -28,7 +33,7 @@ const RunRecordSchema = v.object({
 });
 export type RunRecord = Omit<v.InferOutput<typeof RunRecordSchema>, 'config'> & { config: TrainConfig };
 
-const CheckpointPointerSchema = v.object({
+export const CheckpointPointerSchema = v.object({
   /** Relative to the run folder. */
   dir: v.string(),
   step: v.pipe(v.number(), v.integer(), v.minValue(0)),
@@ -36,16 +41,19 @@ const CheckpointPointerSchema = v.object({
 });
 export type CheckpointPointer = v.InferOutput<typeof CheckpointPointerSchema>;
 
-export interface StatusRecord {
-  status: RunStatus;
-  step: number;
-  epoch: number;
-  updatedAt: string;
-  /** Process that owns a running run; lets readers tell "running" from "interrupted". */
-  pid?: number;
-  message?: string;
-}
-
+const StatusFileSchema = v.object({
+  status: RunStatusSchema,
+  step: count,
+  epoch: count,
+  updatedAt: v.string(),
+  /** The process that wrote a running status; the run's lock, not this, says whether it still trains. */
+  pid: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  message: v.optional(v.string()),
+});
+export type StatusRecord = v.InferOutput<typeof StatusFileSchema> & {
+  /** Who trains the run, when it is running and the lock says (readStatus only). */
+  holder?: LockHolder;
+};
 
 /** Default parent of run folders: hidden inside the dataset so scans and file pickers skip it. */
 export function defaultRunsDir(datasetRoot: string): string {
@@ -98,22 +106,57 @@ export function createRunDir(runsDir: string, name: string, now = new Date()): {
   }
 }
 
-export function isProcessAlive(pid: number): boolean {
+/** status.json as written, checked; an error names the file and what is wrong with it. */
+export function readStoredStatus(runDir: string): StatusRecord {
+  const file = path.join(runDir, STATUS_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing.`);
   try {
-    process.kill(pid, 0);
-    return true;
+    return readChecked(file, StatusFileSchema);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    // Ends as a sentence: callers go on to say what they do about it.
+    const text = (error as Error).message;
+    throw new Error(text.endsWith('.') ? text : `${text}.`, { cause: error });
   }
 }
 
-/** The status as a reader should show it: a "running" run whose process is gone was interrupted. */
+/**
+ * The status as a reader should show it. Whether a run trains is the run lock's to say, not
+ * status.json's: a run is running while a live process holds its lock, whatever the file says;
+ * without one, a "running" status.json (its trainer killed, its pid perhaps reused since) and a
+ * missing or unreadable one read as interrupted, the latter with what is wrong and what to do.
+ */
 export function readStatus(runDir: string): StatusRecord {
-  const record = readJson<StatusRecord>(path.join(runDir, STATUS_FILE));
-  if (record.status === 'running' && (record.pid === undefined || !isProcessAlive(record.pid))) {
-    return { ...record, status: 'interrupted' };
+  const lock = runLockState(runDir, 'training');
+  let stored: StatusRecord | null = null;
+  let problem = '';
+  try {
+    stored = readStoredStatus(runDir);
+  } catch (error) {
+    problem = (error as Error).message;
   }
-  return record;
+  // When a status.json that is not there was written: never, so the folder's time stands in.
+  const folderTime = () => fs.statSync(runDir).mtime.toISOString();
+  // A holder that already wrote how its run ended is only letting go of the lock.
+  const endedByHolder = lock.held && lock.holder !== null && stored !== null && stored.status !== 'running' &&
+    Date.parse(stored.updatedAt) >= Date.parse(lock.holder.since);
+  if (lock.held && !endedByHolder) {
+    const base = stored ?? { step: 0, epoch: 0, updatedAt: folderTime() };
+    return { ...base, status: 'running', pid: lock.holder?.pid, message: undefined, ...(lock.holder ? { holder: lock.holder } : {}) };
+  }
+  if (stored) return stored.status === 'running' ? { ...stored, status: 'interrupted', pid: undefined } : stored;
+  let pointer: CheckpointPointer | null = null;
+  try {
+    pointer = readCheckpointPointer(runDir);
+  } catch {
+    // its own problem, reported by whoever loads the checkpoint
+  }
+  return {
+    status: 'interrupted', step: pointer?.step ?? 0, epoch: pointer?.epoch ?? 0,
+    updatedAt: folderTime(),
+    message: `${problem} ` + (pointer
+      ? `Resuming the run continues from its checkpoint at step ${pointer.step} and rewrites the file.`
+      : 'The run has no checkpoint to resume from: train the folder again.'),
+  };
 }
 
 export function writeStatus(runDir: string, record: Omit<StatusRecord, 'updatedAt'>): void {
@@ -139,21 +182,40 @@ export function readCheckpointPointer(runDir: string): CheckpointPointer | null 
   return fs.existsSync(file) ? readChecked(file, CheckpointPointerSchema) : null;
 }
 
+/**
+ * Every record of metrics.jsonl. A last line without its line feed is a write a crash cut short
+ * and is left out; any other line that is not a metric record is an error naming the file and the
+ * line, never silently dropped (a resume would otherwise rewrite the history without it).
+ */
 export function readMetrics(runDir: string): MetricRecord[] {
   const file = path.join(runDir, METRICS_FILE);
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').flatMap((line) => parseMetricLine(line) ?? []);
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  return lines.flatMap((line, i) => {
+    if (!line.trim()) return [];
+    const checked = checkMetricLine(line);
+    if ('record' in checked) return [checked.record];
+    if (i === lines.length - 1) return [];
+    throw new Error(`${file}, line ${i + 1}, is not a metric record (${checked.problem}): correct or delete that line. ` +
+      'The run\'s checkpoints are not affected.');
+  });
 }
 
 /** One line of metrics.jsonl as a record; null for a blank, torn (after a crash) or malformed line. */
 export function parseMetricLine(line: string): MetricRecord | null {
-  if (!line.trim()) return null;
+  const checked = line.trim() ? checkMetricLine(line) : null;
+  return checked && 'record' in checked ? checked.record : null;
+}
+
+function checkMetricLine(line: string): { record: MetricRecord } | { problem: string } {
+  let value: unknown;
   try {
-    const parsed = v.safeParse(MetricRecordSchema, JSON.parse(line));
-    return parsed.success ? parsed.output : null;
-  } catch {
-    return null;
+    value = JSON.parse(line);
+  } catch (error) {
+    return { problem: `not JSON: ${(error as Error).message}` };
   }
+  const parsed = v.safeParse(MetricRecordSchema, value);
+  return parsed.success ? { record: parsed.output } : { problem: describeIssue(parsed.issues) };
 }
 
 /** Run folders directly under runsDir, newest first. */

@@ -15,8 +15,8 @@ import { SgdMomentum } from '../optimizer';
 import type { LearningRates } from '../schedule';
 import { parameterGroups, parametersOf, trainStep, type Parameters } from '../step';
 import { DataParallelTrainer, replicaCount } from '../tfjs/dataParallel';
-import { saveCheckpoint } from './checkpoint';
-import { MetricsLog, readCheckpointPointer, writeStatus, type RunRecord } from './runStore';
+import { lastGoodCheckpoint, removeStaleTemporaries, saveCheckpoint } from './checkpoint';
+import { MetricsLog, writeStatus, type RunRecord } from './runStore';
 import {
   message, type DatasetSummary, type DoneMessage, type Emit, type EpochRecord, type MetricRecord,
 } from '../protocol';
@@ -83,6 +83,9 @@ export class TrainingRun {
 
   constructor(private readonly input: TrainingRunInput) {
     this.config = input.record.config;
+    // First, before any thread starts: a history that cannot be read refuses the run.
+    this.metrics = new MetricsLog(input.runDir);
+    this.metrics.rewindTo(input.startStep);
     this.parameters = parametersOf(input.model);
     this.optimizer = new SgdMomentum(this.config.momentum, this.config.weightDecay);
     if (input.optimizerState) this.restoreOptimizer(input.optimizerState);
@@ -92,8 +95,6 @@ export class TrainingRun {
       onWarning: (w) => this.skip(w),
     });
     this.batchesPerEpoch = this.loader.batchesPerEpoch();
-    this.metrics = new MetricsLog(input.runDir);
-    this.metrics.rewindTo(input.startStep);
     this.step = input.startStep;
     this.epoch = Math.floor(this.step / this.batchesPerEpoch);
   }
@@ -104,6 +105,7 @@ export class TrainingRun {
 
   /** Starts the replicas (their threads must be ended by close()) and says the run has begun. */
   async start(): Promise<void> {
+    removeStaleTemporaries(this.input.runDir);
     this.setStatus('running');
     const shards = replicaCount(this.config, tf.getBackend());
     if (shards > 1) {
@@ -113,7 +115,7 @@ export class TrainingRun {
     const { runDir, record, dataset } = this.input;
     this.input.emit(message({
       type: 'started', runDir, runId: record.id, config: this.config,
-      backend: shards > 1 ? `${record.backend} × ${shards} threads (data-parallel)` : record.backend,
+      backend: shards > 1 ? `${record.backend}, ${shards} training threads (data-parallel)` : record.backend,
       dataset: summarise(dataset), startStep: this.step, batchesPerEpoch: this.batchesPerEpoch,
     }));
     // What the scan left out (links to folders, unreadable folders, loose images) must not vanish silently.
@@ -133,7 +135,7 @@ export class TrainingRun {
         ? await this.parallel.step(batch.view1, batch.view2, count, groups)
         : this.trainSingle(batch.view1, batch.view2, count, groups);
       this.step += 1;
-      if (!Number.isFinite(loss)) this.diverged(loss);
+      if (!Number.isFinite(loss)) await this.diverged(loss);
       lossSum += loss;
       zStdSum += zStd;
       steps += 1;
@@ -260,8 +262,9 @@ export class TrainingRun {
   }
 
   /** A non-finite loss ends the run, failed, at its last good checkpoint. */
-  private diverged(loss: number): never {
-    const good = readCheckpointPointer(this.input.runDir);
+  private async diverged(loss: number): Promise<never> {
+    // Checked, not just read: the pointer's checkpoint may be damaged on disk since it was written.
+    const good = await lastGoodCheckpoint(this.input.runDir);
     const text = `Loss became ${loss} at step ${this.step} (epoch ${this.epoch + 1}): training stopped. ` +
       (good ? `The last good checkpoint (step ${good.step}) is kept. ` : '') +
       'Lower the learning rate (baseLr) or check the images, then start a new run or resume.';

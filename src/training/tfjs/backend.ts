@@ -151,8 +151,8 @@ async function loadWasm(): Promise<LoadedBackend> {
   registerWasmGradientKernels();
   await activate('wasm', `the wasm backend failed to initialise from ${directory} (see the tfjs warning above): ` +
     `check that ${binary} there comes from @tensorflow/tfjs-backend-wasm ${wasm.version_wasm}, or use --backend cpu`);
-  const threads = wasm.getThreadsCount();
-  return { backendName: 'wasm', detail: `wasm (${simd ? 'simd' : 'no simd'}, ${threads} thread${threads === 1 ? '' : 's'})` };
+  // Node's wasm runs one thread: the training threads are the run's replicas, which the run reports.
+  return { backendName: 'wasm', detail: `wasm (${simd ? 'simd' : 'no simd'})` };
 }
 
 async function loadCpu(): Promise<LoadedBackend> {

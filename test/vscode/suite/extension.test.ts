@@ -9,6 +9,7 @@ import type { SimSiamApi } from '../../../src/host/api';
 import type { StatusRecord } from '../../../src/training/run/runStore';
 import type { MetricRecord } from '../../../src/training/protocol';
 import { resolveConfig } from '../../../src/training/config';
+import { acquireRunLock } from '../../../src/training/run/runLock';
 import { makeFolderWithDuplicate, makeLabelledFolder } from './fixtures';
 
 const EXTENSION_ID = 'simsiam-lab.simsiam-lab';
@@ -54,8 +55,13 @@ describe('SimSiam extension', function () {
   it('trains a folder for one epoch: the view shows it done and the panel drew its metrics', async () => {
     const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'train-once'), 24, 1);
     const lastStepSent = new Map<string | undefined, MetricRecord>();
+    let trainedOn = '';
+    // What the status bar said while a phase ran (the status bar hears of a phase before this listener does).
+    const duringPhases: string[] = [];
     const sent = api.onTrainingMessage((runDir, message) => {
       if (message.type === 'metric' && message.record.kind === 'step') lastStepSent.set(runDir, message.record);
+      if (message.type === 'started') trainedOn = message.backend;
+      if (message.type === 'progress' && message.done < message.total) duringPhases.push(`${message.task}: ${api.statusBarText()}`);
     });
     const started = Date.now();
     const run = await api.trainFolder(folder, { preset: 'tiny', overrides: TINY });
@@ -74,15 +80,26 @@ describe('SimSiam extension', function () {
     const row = api.experiments().find((r) => r.runDir === run.runDir);
     assert.ok(row, 'the Experiments view does not list the run');
     assert.strictEqual(row.status, 'completed');
-    assert.match(row.description, /epoch 1\/1/);
-    assert.match(row.description, /loss -?\d/);
+    // One meaning per number: epochs done (not the one in progress), the global step out of the run's, the loss labelled.
+    assert.match(row.description, new RegExp(`1/1 epochs done · step ${steps.length}/${steps.length} · epoch-mean loss -?\\d`));
 
     // The panel opened when the run started; what it reports back is what its charts show.
-    const panel = await api.waitForPanel(run.runDir, (p) => p.rendered?.stepPoints === steps.length && p.rendered.epochPoints === 1);
+    const panel = await api.waitForPanel(run.runDir, (p) => p.rendered?.stepPoints === steps.length && p.rendered.epochPoints === 1 &&
+      p.rendered.summary.includes('epochs done'));
     assert.ok((panel.posted.init ?? 0) >= 1, 'the panel never received its initial history');
     // The last step the engine sent reached the real webview's store unchanged.
     assert.ok(lastStepSent.has(run.runDir), 'the engine sent no step record for the run');
     assert.deepStrictEqual(panel.rendered!.latest.find((r) => r.kind === 'step'), lastStepSent.get(run.runDir));
+    // The header and the view say the same of the same run; the header names the training threads the engine used.
+    const progress = row.description.match(/1\/1 epochs done · step \d+\/\d+ · epoch-mean loss -?[\d.]+(?: · kNN [\d.]+%)?/)![0];
+    assert.ok(panel.rendered!.summary.startsWith(progress), `header "${panel.rendered!.summary}" vs view "${row.description}"`);
+    assert.ok(panel.rendered!.summary.endsWith(trainedOn), `header "${panel.rendered!.summary}" vs backend "${trainedOn}"`);
+    assert.strictEqual(panel.rendered!.banner, null);
+
+    // Phases (loading the images, the kNN evaluations) showed in the status bar with their progress, never a frozen ETA.
+    assert.ok(duringPhases.some((text) => /^decode: .*loading images \d+\/\d+/.test(text)), duringPhases.join('\n'));
+    assert.ok(duringPhases.some((text) => /^evaluate: .*evaluating kNN \d+\/\d+/.test(text)), duringPhases.join('\n'));
+    assert.ok(!duringPhases.some((text) => text.includes('ETA')), duringPhases.join('\n'));
   });
 
   it('refuses a second training of a folder that is training, stops mid-run with a checkpoint, and resumes to the end', async () => {
@@ -206,6 +223,8 @@ describe('SimSiam extension', function () {
     api.experiments();
     const listed = changed();
     fs.mkdirSync(runDir, { recursive: true });
+    // A run trains while its trainer holds the run's lock (status.json alone does not say so).
+    const lock = acquireRunLock(runDir, 'training', 'training (test: another process)');
     fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(record));
     writeStatus('running');
     await listed;
@@ -215,6 +234,7 @@ describe('SimSiam extension', function () {
 
     const finished = changed();
     writeStatus('completed');
+    lock.release();
     await finished;
     assert.strictEqual(api.experiments().find((r) => r.runDir === runDir)?.status, 'completed');
     fs.rmSync(datasetRoot, { recursive: true, force: true });
@@ -244,5 +264,23 @@ describe('SimSiam extension', function () {
     assert.ok(!fs.existsSync(victim), 'the run folder is still there');
     assert.ok(!api.experiments().some((r) => r.runDir === victim), 'the view still lists the deleted run');
     assert.strictEqual(api.panel(victim), undefined, 'the panel of the deleted run is still open');
+  });
+
+  it("shows why a run failed where its charts are, in the panel, the view and the notification's outcome", async () => {
+    const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'diverges'), 24, 900);
+    // A learning rate that turns the weights non-finite within a few steps: the engine stops the run, failed.
+    const run = await api.trainFolder(folder, { preset: 'tiny', overrides: { ...TINY, epochs: 30, baseLr: 1e30 } });
+    const outcome = await run.finished;
+    assert.strictEqual(outcome.status, 'failed', JSON.stringify(outcome));
+    assert.match(outcome.message, /Loss became NaN/);
+    const panel = await api.waitForPanel(run.runDir, (p) => p.rendered?.banner !== null && p.rendered?.banner !== undefined);
+    const shown = panel.rendered!;
+    assert.ok(shown.banner!.includes(outcome.message), `above the charts: ${shown.banner}`);
+    assert.ok(shown.emptyNotes.length >= 2, `charts with no epoch yet: ${shown.emptyNotes.join(' | ')}`);
+    assert.ok(shown.emptyNotes.every((note) => /the run failed/.test(note)), shown.emptyNotes.join(' | '));
+    assert.ok(!shown.summary.includes('ETA'), shown.summary);
+    const row = api.experiments().find((r) => r.runDir === run.runDir);
+    assert.strictEqual(row?.status, 'failed');
+    assert.match(row.description, /0\/30 epochs done/);
   });
 });

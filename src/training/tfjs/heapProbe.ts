@@ -1,0 +1,53 @@
+// The wasm backend's heap is at most 4 GiB per thread, and a training step past it dies with
+// "memory access out of bounds" or "Aborted()" — after the run has started. So before a run on
+// wasm, the step's heap is measured on two small probes in throwaway threads and extrapolated to
+// the run's image size (activations grow with images × pixels; weights and optimizer state don't),
+// and a size that cannot fit is refused with the size that can.
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import type { TrainConfig } from '../config';
+import type { HeapProbeReply, HeapProbeRequest } from './heapProbeWorker';
+
+/** emscripten's getHeapMax() in tfjs-backend-wasm: 4 GiB less one 64 KiB page. */
+const WASM_HEAP_MAX = 4294901760;
+/** Room left for what one step does not show: the kNN evaluation, the heap's growth in doublings. */
+const USABLE_FRACTION = 0.8;
+/** Runs this small (the tiny preset's shard and below) fit with a wide margin: no probe. */
+const UNPROBED_PIXELS = 32 * 64 * 64;
+const PROBE_SIZES = [32, 48] as const;
+const PROBE_IMAGES = 4;
+const PROBE_WORKER_FILE = 'heapProbeWorker.js';
+
+export interface HeapEstimate {
+  /** Predicted heap of one training thread at the run's size. */
+  bytes: number;
+  /** The largest image size (a multiple of 8) whose step fits, at the run's shard. */
+  largestSize: number;
+  fits: boolean;
+}
+
+function measure(request: HeapProbeRequest): Promise<Extract<HeapProbeReply, { peakBytes: number[] }>> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(path.join(__dirname, PROBE_WORKER_FILE), { workerData: request });
+    worker.once('message', (reply: HeapProbeReply) => {
+      void worker.terminate();
+      if ('error' in reply) reject(new Error(`Measuring the wasm heap failed: ${reply.error}`));
+      else resolve(reply);
+    });
+    worker.once('error', reject);
+  });
+}
+
+/** Heap of one thread training `shard` images per step at the config's size; null when too small to matter. */
+export async function estimateWasmHeap(config: TrainConfig, shard: number): Promise<HeapEstimate | null> {
+  if (shard * config.imageSize ** 2 <= UNPROBED_PIXELS) return null;
+  const [small, large] = PROBE_SIZES;
+  const { peakBytes } = await measure({ config, images: PROBE_IMAGES, sizes: [...PROBE_SIZES] });
+  // peak ≈ fixed + perPixel × images × size²
+  const perPixel = Math.max(0, (peakBytes[1] - peakBytes[0]) / (PROBE_IMAGES * (large ** 2 - small ** 2)));
+  const fixed = peakBytes[0] - perPixel * PROBE_IMAGES * small ** 2;
+  const budget = WASM_HEAP_MAX * USABLE_FRACTION;
+  const bytes = fixed + perPixel * shard * config.imageSize ** 2;
+  const largestSide = perPixel > 0 ? Math.sqrt(Math.max(0, budget - fixed) / (perPixel * shard)) : Infinity;
+  return { bytes, largestSize: Math.floor(Math.min(largestSide, 1 << 16) / 8) * 8, fits: bytes <= budget };
+}
