@@ -33,15 +33,16 @@ async function main(): Promise<void> {
     },
     new StopSignal());
   const trainSeconds = (Date.now() - started) / 1000;
+  const { runDir } = done;
 
-  const dataset = await scanDataset(options.folder, { excludeDirs: [path.dirname(done.runDir)] });
+  const dataset = await scanDataset(options.folder, { excludeDirs: [path.dirname(runDir)] });
   const quiet = () => undefined;
   const classOf = (relPath: string) => relPath.split('/').at(-2) ?? '-';
   console.log(`\nNearest neighbours (top ${K}) of test images, by cosine of the learned features:`);
   let hits = 0;
   let total = 0;
   for (const [i, record] of dataset.test.entries()) {
-    const result = await findSimilar(done.runDir, record.path, K, quiet);
+    const result = await findSimilar(runDir, record.path, K, quiet);
     const queryClass = dataset.classes[record.label ?? -1] ?? classOf(record.relPath);
     hits += result.neighbours.filter((n) => n.label === queryClass).length;
     total += result.neighbours.length;
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   console.log(`  z-std           ${last?.zStd.toFixed(4)} (healthy ≈ 1/√d = ${last?.zStdReference.toFixed(4)})`);
   console.log(`  kNN top-1       ${pct(initialKnn)} untrained → ${pct(last?.knnTop1)}`);
   console.log(`  precision@${K}     ${pct(hits / Math.max(1, total))} of neighbours share the query's class (chance ${pct(1 / Math.max(1, dataset.classes.length))})`);
-  console.log(`  run folder      ${done.runDir}`);
+  console.log(`  run folder      ${runDir}`);
 }
 
 main().then(() => process.exit(0), (error: Error) => {

@@ -23,7 +23,7 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     log, label,
   });
 
-  const catalog = new RunCatalog(context.workspaceState);
+  const catalog = new RunCatalog(context.workspaceState, log);
   const training = new TrainingManager(launch, log);
   const retrieval = new RetrievalClient(launch, log);
   const panels = new ExperimentPanels({ extensionUri: context.extensionUri, state: context.workspaceState, catalog, training, retrieval, log });

@@ -5,7 +5,7 @@ import {
   parseToWebview, webviewMessage, WebviewProtocolError,
   type CompareOption, type FromWebviewMessage, type PanelState, type RunView, type ToWebviewMessage, type WebviewMessageBody,
 } from '../../src/webview/protocol';
-import { progressParts } from '../../src/host/panel/runText';
+import { progressParts } from '../../src/webview/runText';
 import { ChartBoard } from './charts';
 import { element } from './dom';
 import { Gallery } from './gallery';

@@ -1,7 +1,7 @@
 // What the panel says where the charts are: the run's failure (or why it stopped) above them, and
 // in each chart without points why it has none. Pure, so a unit test can check the words.
 import type { RunView } from '../../src/webview/protocol';
-import { capitalised, phaseText } from '../../src/host/panel/runText';
+import { capitalised, phaseText } from '../../src/webview/runText';
 
 export const WAITING_NOTE = 'Waiting for data…';
 

@@ -2,10 +2,10 @@
 // other extensions. Nothing here bypasses a check the commands make (trust, one run per folder).
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { EngineMessage, Neighbour, RunStatus } from '../training/protocol';
+import type { EngineMessage, Neighbour } from '../training/protocol';
 import type { GalleryRenderedReport, RenderedReport } from '../webview/protocol';
 import type { Commands, TrainChoices } from './commands';
-import type { ExperimentsView } from './experimentsView';
+import type { ExperimentsView, RowStatus } from './experimentsView';
 import type { SessionOutcome, TrainingManager, TrainingSession } from './training';
 import type { TrainingStatusBar } from './trainingUi';
 import type { ExperimentPanels } from './panel/experimentPanels';
@@ -16,7 +16,7 @@ export interface StartedRun {
   finished: Promise<SessionOutcome>;
 }
 
-export interface ExperimentRow { runDir: string; label: string; description: string; status: RunStatus; contextValue: string }
+export interface ExperimentRow { runDir: string; label: string; description: string; status: RowStatus; contextValue: string }
 
 export interface PanelProbe {
   /** Counts of messages the extension posted to the webview, by type. */

@@ -5,18 +5,20 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { PRESETS, PRESET_DESCRIPTIONS, type PresetName, type TrainConfig } from '../training/config';
 import { defaultRunsDir } from '../training/run/runStore';
-import { describeHolder, isLocal, runLockState } from '../training/run/runLock';
+import { describeHolder, isLocal, isProvenHolder, runLockState, RunLockedError, withEveryRunLock } from '../training/run/runLock';
 import type { Neighbour } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
+import type { RunEntry } from './runEntry';
+import { isDamaged } from './runEntry';
 import { TrainingRequestError, type TrainingManager, type TrainingSession } from './training';
 import { showTrainingProgress } from './trainingUi';
 import { configuredRunsFolder, resolveTrainingConfig, SECTION, trainingDefaults } from './settings';
 import { RunItem } from './experimentsView';
-import { formatKnn } from './format';
+import { formatKnn } from '../webview/format';
 import { showError, showInformation, showWarning } from './notify';
 import type { ExperimentPanels } from './panel/experimentPanels';
 import { isPathInside } from './panel/pathGuard';
-import { epochText, runProgress } from './panel/runText';
+import { epochText, runProgress } from '../webview/runText';
 import { IMAGE_EXTENSION_NAMES, isImageFileName } from '../training/data/dataset';
 
 /** What a command may be invoked with: a tree row, a run folder path, or nothing (then it asks). */
@@ -103,6 +105,8 @@ export class Commands {
         void showInformation(
           `SimSiam: ${session.name} finished${knn !== null && knn !== undefined ? ` (kNN ${formatKnn(knn)})` : ''}. ` +
           'Right-click an image of the folder to find similar ones.', open).then(onAnswer);
+      } else if (outcome.status === 'stopped' && !outcome.runDir) {
+        void showInformation(`SimSiam: ${session.name} stopped before training started; no run was created.`);
       } else if (outcome.status === 'stopped') {
         void showInformation(`SimSiam: ${session.name} stopped with a checkpoint; resume it any time.`, open).then(onAnswer);
       } else {
@@ -198,13 +202,22 @@ export class Commands {
       void showWarning(`SimSiam: ${name} is training on host ${holder.host} (process ${holder.pid}): stop it there.`);
       return;
     }
+    // The lock file is data from the run folder: it may name any process. Only one shown to be the
+    // process that took the lock (its start time matches) is signalled, and only in a trusted workspace.
+    if (!this.requireTrust('Stopping a training that another process runs', 'It signals a process that a file in the workspace names')) return;
+    const stopItThere = 'stop it in its own window (SimSiam: Stop Training) or terminal (Ctrl-C).';
+    if (!isProvenHolder(holder)) {
+      void showWarning(`SimSiam: ${name} is training in another process: ${describeHolder(holder)}. ` +
+        `Its lock file does not show that process ${holder.pid} is the one that took it, so SimSiam does not signal it: ${stopItThere}`);
+      return;
+    }
     // Another window or the CLI owns it; both stop gracefully (with a checkpoint) on SIGTERM.
     const answer = await showWarning(
       `${name} is training in another process: ${describeHolder(holder)}. Stop it? It saves a checkpoint first.`, { modal: true }, 'Stop');
     if (answer !== 'Stop') return;
     // The question waited on a person: signal the process only if it still holds this very lock.
     const now = runLockState(runDir, 'training');
-    if (!now.held || now.holder?.token !== holder.token) {
+    if (!now.held || now.holder?.token !== holder.token || !isProvenHolder(now.holder)) {
       void showInformation(`SimSiam: ${name} is no longer training.`);
       return;
     }
@@ -259,27 +272,50 @@ export class Commands {
   }
 
   async deleteExperiment(target?: RunTarget, confirmed = false): Promise<boolean> {
-    const run = await this.resolveRun(target, 'Experiment to delete', () => true);
-    if (!run) return false;
-    if (this.training.sessionForRun(run.runDir) || (run.status.status === 'running')) {
-      void showWarning(`SimSiam: ${run.record.name} is training; stop it before deleting it.`);
+    // A row or a path may name a damaged run (run.json unreadable); the picker offers whole runs only.
+    const named = runDirOf(target);
+    const run = named ? this.catalog.find(named) : await this.resolveRun(target, 'Experiment to delete', () => true);
+    if (!run) {
+      if (named) void showWarning(`SimSiam: ${named} is not a run folder.`);
+      return false;
+    }
+    const name = isDamaged(run) ? path.basename(run.runDir) : run.record.name;
+    const trainingHere = () => this.training.sessionForRun(run.runDir) !== undefined;
+    if (trainingHere() || (!isDamaged(run) && run.status.status === 'running')) {
+      void showWarning(`SimSiam: ${name} is training; stop it before deleting it.`);
       return false;
     }
     if (!confirmed) {
       const answer = await showWarning(
-        `Delete the experiment "${run.record.name}"?`,
+        `Delete the experiment "${name}"?`,
         { modal: true, detail: `This removes ${run.runDir} with its checkpoints, metrics and index. The images are not touched.` },
         'Delete');
       if (answer !== 'Delete') return false;
     }
-    this.panels.close(run.runDir);
-    fs.rmSync(run.runDir, { recursive: true, force: true });
-    this.catalog.notify(run.runDir);
+    // The answer may come long after the listing: the run is deleted holding both of its locks, so a
+    // process that trains or indexes it now (another window, the CLI) stops the deletion, named.
+    if (trainingHere()) {
+      void showWarning(`SimSiam: ${name} started training in this window; stop it before deleting it.`);
+      return false;
+    }
+    try {
+      withEveryRunLock(run.runDir, 'deleting the run', () => {
+        this.panels.close(run.runDir);
+        fs.rmSync(run.runDir, { recursive: true, force: true });
+      });
+    } catch (error) {
+      void showWarning(error instanceof RunLockedError
+        ? `SimSiam: ${name} was not deleted. ${error.message}`
+        : `SimSiam: could not delete all of ${run.runDir}: ${(error as Error).message}`);
+      return false;
+    } finally {
+      this.catalog.notify(run.runDir);
+    }
     return true;
   }
 
   async revealRun(target?: RunTarget): Promise<void> {
-    const run = await this.resolveRun(target, 'Experiment to reveal', () => true);
+    const run = await this.resolveEntry(target, 'Experiment to reveal');
     if (!run) return;
     const uri = vscode.Uri.file(run.runDir);
     if (vscode.workspace.getWorkspaceFolder(uri)) {
@@ -359,14 +395,22 @@ export class Commands {
   // ---- shared --------------------------------------------------------------------------------
 
   /** Restricted Mode: the engine decodes arbitrary image files with native code, so it waits for trust. */
-  private requireTrust(what: string): boolean {
+  private requireTrust(what: string, why = "It runs a native image decoder and a training process over this workspace's files"): boolean {
     if (vscode.workspace.isTrusted) return true;
     const manage = 'Manage Workspace Trust';
     void showWarning(
-      `SimSiam: ${what} is disabled in Restricted Mode. It runs a native image decoder and a training process over ` +
-      "this workspace's files; trust the workspace to enable it. Existing experiments can still be opened.", manage)
+      `SimSiam: ${what} is disabled in Restricted Mode. ${why}; trust the workspace to enable it. Existing experiments can still be opened.`, manage)
       .then((answer) => answer === manage && vscode.commands.executeCommand('workbench.trust.manage'));
     return false;
+  }
+
+  /** The run a row or path names, damaged or not; else a picked whole run. */
+  private async resolveEntry(target: RunTarget, placeHolder: string): Promise<RunEntry | undefined> {
+    const named = runDirOf(target);
+    if (!named) return this.resolveRun(target, placeHolder, () => true);
+    const found = this.catalog.find(named);
+    if (!found) void showWarning(`SimSiam: ${named} is not a run folder.`);
+    return found;
   }
 
   private async resolveRun(target: RunTarget, placeHolder: string, offer: (run: RunSummary) => boolean): Promise<RunSummary | undefined> {

@@ -1,30 +1,52 @@
 // The Experiments view: every run found on disk, with its status, progress and config. Runs that
 // train in this window show their live progress, worded as the panel and the status bar word it
-// (./panel/runText.ts); the others refresh when their files change.
+// (src/webview/runText.ts); the others refresh when their files change. A run folder whose files cannot
+// be read is a row too, saying why, so that it is repaired or deleted rather than missed.
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { RunStatus } from '../training/protocol';
-import type { RunCatalog, RunSummary } from './runCatalog';
+import type { RunCatalog } from './runCatalog';
+import { isDamaged, type DamagedRun, type RunEntry, type RunSummary } from './runEntry';
 import type { TrainingManager } from './training';
-import { formatStarted } from './format';
-import { progressParts, runProgress } from './panel/runText';
+import { formatStarted } from '../webview/format';
+import { progressParts, runProgress } from '../webview/runText';
+
+/** A row of the view: a run, or a run folder that cannot be read ('damaged'). */
+export type RowStatus = RunStatus | 'damaged';
 
 export class RunItem extends vscode.TreeItem {
-  constructor(readonly run: RunSummary, readonly status: RunStatus, description: string) {
-    super(run.record.name, vscode.TreeItemCollapsibleState.None);
+  private constructor(readonly run: RunEntry, readonly status: RowStatus, label: string, description: string) {
+    super(label, vscode.TreeItemCollapsibleState.None);
     this.id = run.runDir;
     this.description = description;
     this.iconPath = statusIcon(status);
     this.resourceUri = vscode.Uri.file(run.runDir);
+  }
+
+  static of(run: RunSummary, status: RunStatus, description: string): RunItem {
+    const item = new RunItem(run, status, run.record.name, description);
     // The context value drives which actions (stop / resume) each row offers.
-    this.contextValue = `simsiamRun.${status}${run.hasCheckpoint ? '.resumable' : ''}`;
-    this.tooltip = tooltip(run, status);
-    this.command = { title: 'Open Experiment', command: 'simsiam.openExperiment', arguments: [this] };
+    item.contextValue = `simsiamRun.${status}${run.hasCheckpoint ? '.resumable' : ''}`;
+    item.tooltip = tooltip(run, status);
+    item.command = { title: 'Open Experiment', command: 'simsiam.openExperiment', arguments: [item] };
+    return item;
+  }
+
+  /** Offers Reveal and Delete only: there is no run to open or resume until its files are repaired. */
+  static damaged(run: DamagedRun): RunItem {
+    // The folder is the row's label: the problem reads shorter without it (the tooltip has it whole).
+    const item = new RunItem(run, 'damaged', path.basename(run.runDir), run.problem.replaceAll(run.runDir + path.sep, ''));
+    item.contextValue = 'simsiamRun.damaged';
+    item.tooltip = new vscode.MarkdownString(`**${escape(path.basename(run.runDir))}** — cannot be read\n\n${escape(run.problem)}\n\n` +
+      'Repair or restore the file it names (run.json describes the run: its config and dataset), then refresh the view; ' +
+      'or delete the experiment. Until then it cannot be opened, resumed or searched. Its checkpoints and metrics are left as they are.');
+    return item;
   }
 }
 
-function statusIcon(status: RunStatus): vscode.ThemeIcon {
+function statusIcon(status: RowStatus): vscode.ThemeIcon {
   switch (status) {
+    case 'damaged': return new vscode.ThemeIcon('warning', new vscode.ThemeColor('list.warningForeground'));
     case 'running': return new vscode.ThemeIcon('sync~spin', new vscode.ThemeColor('charts.blue'));
     case 'completed': return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
     case 'stopped': return new vscode.ThemeIcon('debug-pause', new vscode.ThemeColor('charts.yellow'));
@@ -88,7 +110,7 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
 
   getChildren(parent?: RunItem): RunItem[] {
     if (parent) return [];
-    return this.catalog.list().map((run) => this.itemFor(run));
+    return this.catalog.entries().map((entry) => (isDamaged(entry) ? RunItem.damaged(entry) : this.itemFor(entry)));
   }
 
   private itemFor(run: RunSummary): RunItem {
@@ -99,7 +121,7 @@ export class ExperimentsView implements vscode.TreeDataProvider<RunItem>, vscode
     const progress = runProgress(training ? session : null, { status: run.status, epochs: run.record.config.epochs, lastEpoch: run.lastEpoch });
     // Runs of one folder share a name: when each started tells them apart.
     const parts = [formatStarted(run.record.createdAt), ...progressParts(progress), path.basename(run.record.dataset.root)];
-    return new RunItem(run, status, parts.join(' · '));
+    return RunItem.of(run, status, parts.join(' · '));
   }
 
   private refreshLive(): void {

@@ -33,7 +33,7 @@ export class RetrievalClient implements vscode.Disposable {
   async similar(runDir: string, image: string, k: number, onProgress?: (p: ProgressReport) => void): Promise<Neighbour[]> {
     const result = await this.request((engine) => engine.send({ type: 'similar', runDir, image, k }),
       (m): m is SimilarResultMessage => m.type === 'similarResult', onProgress);
-    return result.neighbours.filter(isNeighbour);
+    return result.neighbours;
   }
 
   private request<T extends EngineMessage>(send: (engine: EngineProcess) => void, isResult: (m: EngineMessage) => m is T,
@@ -97,10 +97,4 @@ export class RetrievalClient implements vscode.Disposable {
     clearTimeout(this.idleTimer);
     this.closeEngine();
   }
-}
-
-function isNeighbour(value: unknown): value is Neighbour {
-  const n = value as Neighbour;
-  return typeof n === 'object' && n !== null && typeof n.path === 'string' && typeof n.score === 'number' &&
-    (n.label === null || typeof n.label === 'string');
 }

@@ -8,28 +8,18 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import {
-  CHECKPOINT_POINTER,
-  listRuns, parseMetricLine, readRun, readStatus, METRICS_FILE, RUN_FILE, STATUS_FILE, type RunRecord, type StatusRecord,
-} from '../training/run/runStore';
-import type { EpochRecord } from '../training/protocol';
+import { CHECKPOINT_POINTER, listRuns, METRICS_FILE, RUN_FILE, STATUS_FILE } from '../training/run/runStore';
 import { runLockState } from '../training/run/runLock';
 import { configuredRunsFolder } from './settings';
+import { isDamaged, readRunEntry, type DamagedRun, type RunEntry, type RunSummary } from './runEntry';
 
-export interface RunSummary {
-  runDir: string;
-  record: RunRecord;
-  status: StatusRecord;
-  lastEpoch: EpochRecord | null;
-  hasCheckpoint: boolean;
-}
+export { readRunSummary, type RunSummary } from './runEntry';
 
 const RUNS_SUBPATH = path.join('.simsiam', 'runs');
 const WALK_MAX_DEPTH = 4;
 const WALK_MAX_DIRECTORIES = 5_000;
 const SKIPPED_DIRECTORIES = new Set(['node_modules', '.git', '.hg', '.svn', 'out', 'dist', '.vscode-test']);
 const REMEMBERED_KEY = 'simsiam.runsFolders';
-const TAIL_BYTES = 64 * 1024;
 /** File watchers can miss changes inside folder trees created in one go; running runs are also polled. */
 const RUNNING_POLL_MS = 4_000;
 
@@ -81,52 +71,6 @@ function runningStamp(runDir: string): string {
   return `${times.join(':')}:${runLockState(runDir, 'training').held}`;
 }
 
-/** The last epoch record, read from the end of metrics.jsonl (the file grows by a line per step). */
-export function readLastEpochRecord(runDir: string): EpochRecord | null {
-  const file = path.join(runDir, METRICS_FILE);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(file, 'r');
-    const size = fs.fstatSync(fd).size;
-    for (let window = TAIL_BYTES; ; window *= 4) {
-      const length = Math.min(size, window);
-      const buffer = Buffer.alloc(length);
-      fs.readSync(fd, buffer, 0, length, size - length);
-      const lines = buffer.toString('utf8').split('\n');
-      if (length < size) lines.shift(); // the first line of a window may be cut
-      for (let i = lines.length - 1; i >= 0; i--) {
-        if (!lines[i].includes('"epoch"')) continue;
-        const parsed = parseMetricLine(lines[i]); // null for a torn line: keep looking further back
-        if (parsed?.kind === 'epoch') return parsed;
-      }
-      if (length === size) return null;
-    }
-  } catch {
-    return null;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-export function readRunSummary(runDir: string): RunSummary | null {
-  let record: RunRecord;
-  try {
-    record = readRun(runDir);
-  } catch {
-    return null; // a folder being created, or not a run
-  }
-  let status: StatusRecord;
-  try {
-    status = readStatus(runDir); // running only while its trainer holds the run lock
-  } catch {
-    return null; // deleted while being listed, or its lock file unreadable
-  }
-  return {
-    runDir, record, status, lastEpoch: readLastEpochRecord(runDir),
-    hasCheckpoint: fs.existsSync(path.join(runDir, CHECKPOINT_POINTER)),
-  };
-}
-
 export class RunCatalog implements vscode.Disposable {
   private readonly changes = new vscode.EventEmitter<string[]>();
   private readonly watchers = new Map<string, vscode.Disposable>();
@@ -138,11 +82,13 @@ export class RunCatalog implements vscode.Disposable {
   private pollTimer: NodeJS.Timeout | undefined;
   /** Running runs → their runningStamp when last listed. */
   private polled = new Map<string, string>();
+  /** Damaged runs → their problem, as last logged. */
+  private logged = new Map<string, string>();
 
   /** Run folders whose files changed (debounced); an empty list means "anything may have changed". */
   readonly onDidChange = this.changes.event;
 
-  constructor(private readonly workspaceState: vscode.Memento) {
+  constructor(private readonly workspaceState: vscode.Memento, private readonly log: vscode.LogOutputChannel) {
     this.disposables.push(
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.rescan()),
       vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('simsiam.runsFolder') && this.fire([])),
@@ -202,20 +148,40 @@ export class RunCatalog implements vscode.Disposable {
     return [...folders].filter((folder) => fs.existsSync(folder));
   }
 
-  /** Every run found, newest first. */
-  list(): RunSummary[] {
-    const runs: RunSummary[] = [];
+  /** Every run folder found: the damaged ones first (by folder), then the runs, newest first. */
+  entries(): RunEntry[] {
+    const found = new Map<string, RunEntry>();
     for (const folder of this.runsFolders()) {
       this.watch(folder);
       for (const runDir of listRuns(folder)) {
-        const summary = readRunSummary(runDir);
-        if (summary) runs.push(summary);
+        const entry = readRunEntry(runDir);
+        if (entry) found.set(runDir, entry);
       }
     }
-    const unique = new Map(runs.map((run) => [run.runDir, run]));
-    const listed = [...unique.values()].sort((a, b) => b.record.createdAt.localeCompare(a.record.createdAt));
-    this.pollRunning(listed.filter((run) => run.status.status === 'running').map((run) => run.runDir));
-    return listed;
+    const damaged = [...found.values()].filter(isDamaged).sort((a, b) => a.runDir.localeCompare(b.runDir));
+    const runs = [...found.values()].filter((entry): entry is RunSummary => !isDamaged(entry))
+      .sort((a, b) => b.record.createdAt.localeCompare(a.record.createdAt));
+    this.logDamaged(damaged);
+    this.pollRunning(runs.filter((run) => run.status.status === 'running').map((run) => run.runDir));
+    return [...damaged, ...runs];
+  }
+
+  /** Every run that can be opened, trained or searched, newest first. */
+  list(): RunSummary[] {
+    return this.entries().filter((entry): entry is RunSummary => !isDamaged(entry));
+  }
+
+  /** The run, damaged or not, in `runDir`. */
+  find(runDir: string): RunEntry | undefined {
+    return this.entries().find((entry) => path.resolve(entry.runDir) === path.resolve(runDir));
+  }
+
+  /** Each damaged run once, and again only if what is wrong with it changes. */
+  private logDamaged(damaged: DamagedRun[]): void {
+    for (const run of damaged) {
+      if (this.logged.get(run.runDir) !== run.problem) this.log.warn(`Run ${run.runDir} cannot be read, so it cannot be opened or resumed: ${run.problem}`);
+    }
+    this.logged = new Map(damaged.map((run) => [run.runDir, run.problem]));
   }
 
   private pollRunning(runDirs: string[]): void {

@@ -2,7 +2,7 @@
 // turned into what the engine understands: a preset name plus TrainConfig overrides.
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { AUGMENTATION_FIELDS, PRESETS, resolveConfig, type PresetName, type TrainConfig } from '../training/config';
+import { AUGMENTATION_FIELDS, ConfigError, PRESETS, resolveConfig, type PresetName, type TrainConfig } from '../training/config';
 
 export const SECTION = 'simsiam';
 
@@ -57,9 +57,9 @@ export function resolveTrainingConfig(preset: PresetName, overrides: Record<stri
   try {
     return resolveConfig(preset, overrides);
   } catch (error) {
-    const message = (error as Error).message;
-    const settings = SETTING_FIELDS.filter((field) => new RegExp(`\\b${field}\\b[^;]* must`).test(message)).map((field) => `${SECTION}.${field}`);
-    throw new SettingsError(settings.length ? `${message} Fix ${settings.join(', ')} in Settings.` : message);
+    if (!(error instanceof ConfigError)) throw error;
+    const settings = [...new Set(error.problems.flatMap((p) => settingOf(p.field) ?? []))];
+    throw new SettingsError(settings.length ? `${error.message} Fix ${settings.join(', ')} in Settings.` : error.message);
   }
 }
 

@@ -9,14 +9,15 @@ import type { TrainConfig } from '../training/config';
 import { defaultRunsDir, readRun } from '../training/run/runStore';
 import type { EngineMessage, MetricRecord, ProgressMessage, StartedMessage } from '../training/protocol';
 import type { EngineProcess } from './engineProcess';
-import { formatKnn } from './format';
+import { formatKnn } from '../webview/format';
 import { settingOf } from './settings';
 
 export type EngineLauncher = (label: string) => EngineProcess;
 
 export type SessionOutcome =
   | { status: 'completed'; runDir: string }
-  | { status: 'stopped'; runDir: string }
+  /** No runDir: stopped before the run's folder existed, so nothing was created. */
+  | { status: 'stopped'; runDir: string | undefined }
   | { status: 'failed'; runDir: string | undefined; message: string; /** The setting that would fix it. */ setting?: string };
 
 export interface LiveProgress {
@@ -24,7 +25,6 @@ export interface LiveProgress {
   /** 0-based epoch being trained. */
   epoch: number;
   epochs: number;
-  batch: number;
   batchesPerEpoch: number;
   loss: number | null;
   knnTop1: number | null;
@@ -105,7 +105,7 @@ export class TrainingSession {
         this.runDir = m.runDir;
         this.progress = {
           step: m.startStep, epoch: Math.floor(m.startStep / m.batchesPerEpoch), epochs: m.config.epochs,
-          batch: 0, batchesPerEpoch: m.batchesPerEpoch, loss: null, knnTop1: null, etaSeconds: null,
+          batchesPerEpoch: m.batchesPerEpoch, loss: null, knnTop1: null, etaSeconds: null,
         };
         this.log.info(`[${this.name}] ${m.startStep ? `resumed at step ${m.startStep}` : 'started'}: ${m.runDir} · backend ${m.backend} · ` +
           `${m.dataset.trainImages} train / ${m.dataset.testImages} test images · ${m.batchesPerEpoch} steps per epoch`);
@@ -139,6 +139,10 @@ export class TrainingSession {
         this.log.info(`[${this.name}] ${m.status} at step ${m.step} (epoch ${m.epoch}): ${m.runDir}`);
         this.finish(m.status === 'completed' ? { status: 'completed', runDir: m.runDir } : { status: 'stopped', runDir: m.runDir });
         break;
+      case 'cancelled':
+        this.log.info(`[${this.name}] ${m.message}`);
+        this.finish({ status: 'stopped', runDir: undefined });
+        break;
       case 'similarResult':
       case 'embedResult':
         break;
@@ -151,7 +155,7 @@ export class TrainingSession {
     switch (r.kind) {
       case 'step':
         this.progress = {
-          ...this.progress, step: r.step, epoch: r.epoch, batch: r.step - r.epoch * this.progress.batchesPerEpoch, loss: r.loss,
+          ...this.progress, step: r.step, epoch: r.epoch, loss: r.loss,
         };
         this.progress.etaSeconds = this.estimateEta(r.step);
         this.log.trace(`[${this.name}] step ${r.step} loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(3)}`);

@@ -1,9 +1,9 @@
 // What a person sees of a run while it trains, outside the panel: a status-bar item (epoch, step,
 // loss, kNN, and the phase in progress or the ETA; click to open the panel) and a cancellable
-// progress notification that stops the run. Both word it as the panel does (./panel/runText.ts).
+// progress notification that stops the run. Both word it as the panel does (src/webview/runText.ts).
 import * as vscode from 'vscode';
 import type { TrainingManager, TrainingSession } from './training';
-import { sessionText } from './panel/runText';
+import { sessionText } from '../webview/runText';
 
 export class TrainingStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('simsiam.training', vscode.StatusBarAlignment.Left, 50);

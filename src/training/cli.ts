@@ -5,8 +5,8 @@
 import * as path from 'path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { BACKEND_CHOICES, PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName, type TrainConfig } from './config';
-import { StopSignal, startTraining, resumeTraining, TrainingError } from './trainer';
+import { BACKEND_CHOICES, ConfigError, PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName, type TrainConfig } from './config';
+import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, TrainingError } from './trainer';
 import type { EngineMessage, MetricRecord, StepRecord } from './protocol';
 import { embedRun, findSimilar, findDuplicates, exportEmbeddings } from './retrieval/service';
 import { printable, printableJson } from './printable';
@@ -45,12 +45,17 @@ function optionKey(flag: string): string {
   return flag.split(' ')[0].slice(2).replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
 }
 
-/** An error's message, with the flag that fixes it when the engine named a config field. */
+/** The flag that sets a config field, e.g. --batch for batchSize. */
+function flagOf(field: string): string | undefined {
+  return field === 'backend' ? '--backend' : CONFIG_FLAGS.find((f) => f.field === field)?.flag.split(' ')[0];
+}
+
+/** An error's message, with the flags that fix it when it names config fields. */
 function errorText(error: Error): string {
-  const flag = error instanceof TrainingError && error.field !== undefined
-    ? CONFIG_FLAGS.find((f) => f.field === error.field)?.flag.split(' ')[0] ?? (error.field === 'backend' ? '--backend' : undefined)
-    : undefined;
-  return flag ? error.message.replace(/\.?$/, ` (${flag}).`) : error.message;
+  const fields = error instanceof ConfigError ? error.problems.map((p) => p.field)
+    : error instanceof TrainingError && error.field !== undefined ? [error.field] : [];
+  const flags = [...new Set(fields.flatMap((field) => flagOf(field) ?? []))];
+  return flags.length ? error.message.replace(/\.?$/, ` (${flags.join(', ')}).`) : error.message;
 }
 
 const percent = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed(1)} %`);
@@ -118,6 +123,9 @@ export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: 
         break;
       case 'done':
         log(`${m.status} at step ${m.step} (epoch ${m.epoch}): ${printable(m.runDir)}`);
+        break;
+      case 'cancelled':
+        log(m.message);
         break;
       case 'error':
         log(`error: ${printableMessage(m.message)}`);
@@ -216,8 +224,12 @@ export async function main(argv: string[]): Promise<never> {
     await buildProgram(io).parseAsync(argv);
   } catch (error) {
     // commander has printed its own errors (and --help) already.
-    code = error instanceof CommanderError ? error.exitCode : 1;
-    if (!(error instanceof CommanderError)) io.err.line(`error: ${printableMessage(errorText(error as Error))}`);
+    if (error instanceof StoppedBeforeStart) {
+      io.err.line(error.message); // the user's own Ctrl-C (or a reader that left), not a failure
+    } else {
+      code = error instanceof CommanderError ? error.exitCode : 1;
+      if (!(error instanceof CommanderError)) io.err.line(`error: ${printableMessage(errorText(error as Error))}`);
+    }
   }
   const lost = [io.out, io.err].find((output) => output.lost);
   if (lost) {

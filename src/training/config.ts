@@ -178,41 +178,53 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   flipP: probability,
 };
 
+/** One thing wrong with a config: the field at fault (so each front end can name its flag or setting) and why. */
+export interface ConfigProblem { field: string; text: string }
+
+/** A config that breaks the rules; `problems` say which fields. */
+export class ConfigError extends Error {
+  constructor(message: string, readonly problems: ConfigProblem[]) {
+    super(message);
+  }
+}
+
+const isField = (key: string): key is keyof TrainConfig => Object.hasOwn(FIELD_CHECKS, key);
+
 /** Rules between fields, checked once every field is valid on its own. */
-function crossFieldProblems(config: TrainConfig): string[] {
+function crossFieldProblems(config: TrainConfig): ConfigProblem[] {
   return config.cropScaleMin <= config.cropScaleMax
     ? []
-    : [`cropScaleMin (${config.cropScaleMin}) must not exceed cropScaleMax (${config.cropScaleMax})`];
+    : [{ field: 'cropScaleMin', text: `cropScaleMin (${config.cropScaleMin}) must not exceed cropScaleMax (${config.cropScaleMax})` }];
 }
 
 /** Every problem of a would-be TrainConfig, as "field must be …" phrases; empty when it is valid. */
-export function configProblems(value: unknown): string[] {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return ['the config must be an object'];
+export function configProblems(value: unknown): ConfigProblem[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [{ field: '', text: 'the config must be an object' }];
   const config = value as Record<string, unknown>;
   const problems = (Object.keys(FIELD_CHECKS) as (keyof TrainConfig)[]).flatMap((key) => {
     const problem = FIELD_CHECKS[key](config[key]);
-    return problem ? [`${key} must be ${problem} (got ${JSON.stringify(config[key])})`] : [];
+    return problem ? [{ field: key, text: `${key} must be ${problem} (got ${JSON.stringify(config[key])})` }] : [];
   });
-  const unknown = Object.keys(config).filter((key) => !(key in FIELD_CHECKS)).map((key) => `unknown field "${key}"`);
+  const unknown = Object.keys(config).filter((key) => !isField(key)).map((key) => ({ field: key, text: `unknown field "${key}"` }));
   return problems.length || unknown.length ? [...problems, ...unknown] : crossFieldProblems(config as unknown as TrainConfig);
 }
 
-/** The config itself when it is valid; otherwise an error listing every problem, prefixed by `where`. */
+/** The config itself when it is valid; otherwise a ConfigError listing every problem, prefixed by `where`. */
 export function checkConfig(value: unknown, where = 'Invalid training config'): TrainConfig {
   const problems = configProblems(value);
-  if (problems.length) throw new Error(`${where}: ${problems.join('; ')}.`);
+  if (problems.length) throw new ConfigError(`${where}: ${problems.map((p) => p.text).join('; ')}.`, problems);
   return value as TrainConfig;
 }
 
 /** Preset defaults overlaid with the given fields; every field is checked, unknown ones are refused. */
 export function resolveConfig(preset: PresetName, overrides: Partial<Record<string, unknown>> = {}): TrainConfig {
-  if (!(preset in PRESETS)) {
+  if (!Object.hasOwn(PRESETS, preset)) {
     throw new Error(`Unknown preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}.`);
   }
   const config: Record<string, unknown> = { ...PRESETS[preset] };
   for (const [key, value] of Object.entries(overrides)) {
     if (value === undefined) continue;
-    if (!(key in FIELD_CHECKS)) throw new Error(`Unknown config field "${key}".`);
+    if (!isField(key)) throw new ConfigError(`Unknown config field "${key}".`, [{ field: key, text: `unknown field "${key}"` }]);
     config[key] = value;
   }
   config.preset = preset;

@@ -2,7 +2,7 @@
 // time — train, resume, embed, similar — and a stop request at any time. It exits when the host
 // disconnects. Every failure reaches the host as an `error` message with its cause, never silence.
 import { parseHostMessage, message, ProtocolError, type EngineMessage, type HostMessage } from './protocol';
-import { StopSignal, startTraining, resumeTraining, TrainingError } from './trainer';
+import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, TrainingError } from './trainer';
 import { handleRetrievalRequest } from './retrieval/service';
 
 /**
@@ -18,6 +18,10 @@ function send(msg: EngineMessage): void {
 }
 
 function reportError(error: unknown): void {
+  if (error instanceof StoppedBeforeStart) {
+    send(message({ type: 'cancelled', message: error.message }));
+    return;
+  }
   const err = error instanceof Error ? error : new Error(String(error));
   const field = error instanceof TrainingError ? error.field : undefined;
   send(message({ type: 'error', message: err.message, detail: err.stack, ...(field ? { field } : {}) }));

@@ -24,7 +24,7 @@ const text = v.string();
 
 /** A resolved TrainConfig, checked field by field by config.ts (the one set of config rules). */
 export const TrainConfigSchema = v.custom<TrainConfig>((value) => configProblems(value).length === 0,
-  (issue) => `not a valid training config: ${configProblems(issue.input).join('; ')}`);
+  (issue) => `not a valid training config: ${configProblems(issue.input).map((p) => p.text).join('; ')}`);
 
 export const DatasetSummarySchema = v.object({
   root: text,
@@ -88,6 +88,8 @@ const CheckpointMessageSchema = versioned('checkpoint', { step: count, epoch: co
 const DoneMessageSchema = versioned('done', {
   status: v.picklist(['completed', 'stopped']), step: count, epoch: count, runDir: text,
 });
+/** A new run stopped while its images were read, before its folder existed: nothing was created. */
+const CancelledMessageSchema = versioned('cancelled', { message: text });
 const ErrorMessageSchema = versioned('error', {
   message: text,
   detail: v.optional(text),
@@ -100,7 +102,7 @@ const SimilarResultMessageSchema = versioned('similarResult', { query: text, nei
 const EmbedResultMessageSchema = versioned('embedResult', { runDir: text, images: count, reembedded: count });
 
 const EngineMessageSchema = v.variant('type', [
-  StartedMessageSchema, MetricMessageSchema, WarningMessageSchema, CheckpointMessageSchema, DoneMessageSchema,
+  StartedMessageSchema, MetricMessageSchema, WarningMessageSchema, CheckpointMessageSchema, DoneMessageSchema, CancelledMessageSchema,
   ErrorMessageSchema, ProgressMessageSchema, SimilarResultMessageSchema, EmbedResultMessageSchema,
 ]);
 
@@ -109,6 +111,7 @@ export type MetricMessage = v.InferOutput<typeof MetricMessageSchema>;
 export type WarningMessage = v.InferOutput<typeof WarningMessageSchema>;
 export type CheckpointMessage = v.InferOutput<typeof CheckpointMessageSchema>;
 export type DoneMessage = v.InferOutput<typeof DoneMessageSchema>;
+export type CancelledMessage = v.InferOutput<typeof CancelledMessageSchema>;
 export type ErrorMessage = v.InferOutput<typeof ErrorMessageSchema>;
 export type ProgressMessage = v.InferOutput<typeof ProgressMessageSchema>;
 export type Neighbour = v.InferOutput<typeof NeighbourSchema>;

@@ -25,14 +25,18 @@ import { message, type DoneMessage, type Emit, type ResumeRequest, type TrainReq
 
 export { StopSignal, TrainingError };
 
+/** A new run stopped while its images were read: no run folder was created. Not a failure. */
+export class StoppedBeforeStart extends Error {}
+
 /** A new run of `request.config` (resolved by the caller, checked here) on a folder of images. */
 export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, emit: Emit, stop: StopSignal): Promise<DoneMessage> {
   const folder = path.resolve(request.folder);
   const config = checkConfig(request.config);
   const runsDir = path.resolve(request.runsDir ?? defaultRunsDir(folder));
-  const { dataset, ...images } = await scanForTraining(folder, runsDir, config, emit);
+  const { dataset, ...images } = await scanForTraining(folder, runsDir, config, emit, stop);
   const backend = await selectBackend(config.backend);
   await refuseStepsTooLargeForWasm(config, backend.name, emit);
+  if (stop.requested) throw new StoppedBeforeStart('Stopped before training started: no run was created.');
 
   const { dir, id } = createRunDir(runsDir, request.name ?? `${config.preset}-${path.basename(folder)}`);
   // Held from the moment the folder exists: no other process resumes it meanwhile, and readers see it running.
@@ -62,8 +66,7 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
     // A damaged latest checkpoint is refused by name, and the run continues from the newest intact one.
     const checkpoint = await loadLastGoodCheckpoint(runDir, (refused) => emit(message({ type: 'warning', message: refused.problem })));
     if (!checkpoint) {
-      throw new TrainingError(`Run ${runDir} has no checkpoint to continue from (it stopped before its first one, or none is ` +
-        'intact: see the warnings): start a new run instead.');
+      throw new TrainingError(`Run ${runDir} has no checkpoint yet (it stopped before its first one): start a new run instead.`);
     }
     let input: TrainingRunInput;
     try {
@@ -77,7 +80,11 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
         throw new TrainingError(`${path.join(runDir, RUN_FILE)} asks for ${config.imageSize} px images, but its checkpoint takes ` +
           `${checkpoint.imageSize} px: set imageSize back to ${checkpoint.imageSize} in run.json.`);
       }
-      const { dataset, ...images } = await scanForTraining(record.dataset.root, path.dirname(runDir), config, emit);
+      const { dataset, ...images } = await scanForTraining(record.dataset.root, path.dirname(runDir), config, emit, stop);
+      if (stop.requested) {
+        disposeCheckpoint(checkpoint);
+        return stoppedBeforeStart(runDir, emit);
+      }
       const perEpoch = batchesPerEpoch(dataset.train.length, config.batchSize);
       if (checkpoint.step >= config.epochs * perEpoch) {
         throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(checkpoint.step / perEpoch)} epochs ` +
@@ -99,6 +106,13 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
   });
 }
 
+/** A stop that came while a resumed run's images were read: nothing was trained or written. */
+function stoppedBeforeStart(runDir: string, emit: Emit): DoneMessage {
+  const done: DoneMessage = message({ type: 'done', status: 'stopped', step: 0, epoch: 0, runDir });
+  emit(done);
+  return done;
+}
+
 function disposeCheckpoint(checkpoint: LoadedCheckpoint): void {
   checkpoint.model.dispose();
   Object.values(checkpoint.optimizerState).forEach((tensor) => tensor.dispose());
@@ -117,7 +131,11 @@ async function train(input: TrainingRunInput): Promise<DoneMessage> {
   const { config } = run;
   try {
     await run.start();
-    if (run.step === 0) await run.evaluateBaseline();
+    if (run.step === 0 && !run.stopRequested) await run.evaluateBaseline();
+    if (run.stopRequested) {
+      await run.checkpoint();
+      return run.finish('stopped');
+    }
     while (run.epoch < config.epochs) {
       const lrs = learningRates(config, run.epoch);
       const epoch = await run.trainEpoch(lrs);
@@ -143,8 +161,16 @@ async function refuseStepsTooLargeForWasm(config: TrainConfig, backendName: stri
   if (backendName !== 'wasm') return;
   const shard = config.batchSize / replicaCount(config, backendName);
   emit(message({ type: 'progress', task: 'measure memory', done: 0, total: 1 }));
-  const estimate = await estimateWasmHeap(config, shard);
-  emit(message({ type: 'progress', task: 'measure memory', done: 1, total: 1 }));
+  let estimate;
+  try {
+    estimate = await estimateWasmHeap(config, shard);
+  } catch (error) {
+    // A precaution that failed is no reason to refuse a run that may well fit.
+    emit(message({ type: 'warning', message: `Could not check that a training step fits the wasm heap: ${(error as Error).message}` }));
+    return;
+  } finally {
+    emit(message({ type: 'progress', task: 'measure memory', done: 1, total: 1 }));
+  }
   if (!estimate || estimate.fits) return;
   throw new TrainingError(`At ${config.imageSize} px, a training step of ${shard} images per thread needs about ` +
     `${(estimate.bytes / 2 ** 30).toFixed(1)} GiB, more than the wasm backend's heap holds (4 GiB per thread, some of it kept free): ` +
@@ -153,14 +179,15 @@ async function refuseStepsTooLargeForWasm(config: TrainConfig, backendName: stri
 }
 
 /** The dataset's images, those that decode; fewer than one batch is refused with what to do. */
-async function scanForTraining(folder: string, runsDir: string, config: TrainConfig, emit: Emit):
+async function scanForTraining(folder: string, runsDir: string, config: TrainConfig, emit: Emit, stop: StopSignal):
   Promise<{ dataset: DatasetScan; evalCache: DecodedImageCache; skipped: SkippedFiles }> {
   const scanned = await scanDataset(folder, { excludeDirs: [runsDir], testFraction: config.testFraction, seed: config.seed });
   const skipped = new SkippedFiles(emit);
   // Checked at the evaluation size, so the kNN monitor finds its images decoded already.
   const evalCache = new DecodedImageCache(hasKnnMonitor(scanned) ? config.maxCachedImages : 0, config.imageSize);
   const train = await readableImages(scanned.train, evalCache, skipped,
-    (done, total) => emit(message({ type: 'progress', task: 'decode', done, total })));
+    (done, total) => emit(message({ type: 'progress', task: 'decode', done, total })), stop);
+  if (stop.requested) return { dataset: scanned, evalCache, skipped };
   const found = scanned.train.length;
   const counted = train.length === found
     ? `${found} training image${found === 1 ? '' : 's'}`

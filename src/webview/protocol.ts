@@ -25,7 +25,7 @@ const PhaseSchema = v.object({ task: text, done: count, total: count });
 export type Phase = v.InferOutput<typeof PhaseSchema>;
 
 /**
- * Where a run stands, as every view words it (src/host/panel/runText.ts): the panel's header, the
+ * Where a run stands, as every view words it (./runText.ts): the panel's header, the
  * status bar, the progress notification and the Experiments view are all built from this.
  */
 const RunProgressSchema = v.object({

@@ -144,7 +144,8 @@ describe('simsiam CLI', function () {
     const run = path.join(runs, fs.readdirSync(runs)[0]);
     assert.strictEqual(JSON.parse(fs.readFileSync(path.join(run, 'status.json'), 'utf8')).status, 'stopped');
     const pointer = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint.json'), 'utf8'));
-    assert.ok(pointer.step >= 1, `a checkpoint after the last step (${pointer.step})`);
+    // The stop lands before the next step: at step 0 when it comes during the untrained network's evaluation.
+    assert.ok(Number.isInteger(pointer.step) && pointer.step >= 0, `a checkpoint where it stopped (${pointer.step})`);
     assert.ok(fs.existsSync(path.join(run, pointer.dir, 'model.json')));
   });
 
@@ -185,6 +186,9 @@ describe('simsiam CLI', function () {
     assert.strictEqual(refused.status, 1);
     assert.match(refused.stderr, /^error: .*has 4 of 5 training image files that could be read, fewer than one batch of 32: .*lower the batch size \(--batch\)\.$/m);
     assert.ok(!fs.existsSync(path.join(root, 'refused')), 'no run folder was created');
+    const invalid = toFile(['train', data, ...TRAIN_FLAGS, '--threads', '65', '--crop-min', '0', '--out', path.join(root, 'refused')]);
+    assert.strictEqual(invalid.status, 1);
+    assert.match(invalid.stderr, /^error: Invalid training config: .*replicas must be an integer in \[0, 64\].*cropScaleMin must be .* \(--threads, --crop-min\)\.$/m);
   });
 
   it('writes hostile names exactly in --json, with every control character escaped', function () {

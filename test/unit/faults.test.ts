@@ -62,12 +62,16 @@ function diskFull(): NodeJS.ErrnoException {
 }
 
 /**
- * Makes the next write to `file` (by writeFileAtomic, which writes `<file>.tmp-<pid>` first) fail
- * with a real ENOSPC: the temporary name is planted as a link to /dev/full. The writer removes the
- * link when it cleans up after the failure, so the fault strikes once.
+ * Makes the next write to `file` (by writeFileAtomic, which fills a new `<file>.tmp-…` first) fail
+ * with a real ENOSPC: that temporary is opened as /dev/full instead. The fault strikes once.
  */
 function failNextAtomicWrite(file: string): void {
-  fs.symlinkSync('/dev/full', `${file}.tmp-${process.pid}`);
+  const realOpenSync = nodeFs.openSync;
+  nodeFs.openSync = function (target: fs.PathLike, ...rest: unknown[]) {
+    if (typeof target !== 'string' || !target.startsWith(`${file}.tmp-`)) return (realOpenSync as (...args: unknown[]) => number)(target, ...rest);
+    nodeFs.openSync = realOpenSync;
+    return realOpenSync('/dev/full', 'w');
+  } as typeof fs.openSync;
 }
 
 describe('faults', function () {
@@ -182,6 +186,35 @@ describe('faults', function () {
       // The request arrives while step first + 1 may already be running; it must not wait for the epoch's 10 steps.
       assert.ok(done.step <= first + 2, `${how}: asked to stop after step ${first}, stopped at step ${done.step}`);
       assert.strictEqual(status, 'stopped', how);
+    }
+  });
+
+  it('a stop while the images are read lands before any step: no run is created, or the run stops at step 0 with a checkpoint', async () => {
+    const child = fork(ENGINE_PROCESS, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    const seen: EngineMessage[] = [];
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+    let stopped = false;
+    child.on('message', (m: EngineMessage) => {
+      seen.push(m);
+      if (!stopped && m.type === 'progress' && m.task === 'decode') {
+        stopped = true;
+        child.send(message({ type: 'stop' }));
+      }
+      if ((m.type === 'done' || m.type === 'cancelled' || m.type === 'error') && child.connected) child.disconnect();
+    });
+    const folder = await makeFolder(48);
+    folders.push(folder);
+    child.send(message({ type: 'train', folder, config: resolveConfig('tiny', { ...SMALL, epochs: 3 }) }));
+    await exited;
+    assert.deepStrictEqual(stepsOf(seen), [], 'no step was trained');
+    const end = seen.find((m) => m.type === 'done' || m.type === 'cancelled' || m.type === 'error');
+    if (end?.type === 'cancelled') {
+      assert.match(end.message, /Stopped before training started: no run was created/);
+      assert.ok(!fs.existsSync(path.join(folder, '.simsiam')), 'no run folder');
+    } else {
+      assert.ok(end?.type === 'done' && end.status === 'stopped' && end.step === 0, JSON.stringify(end));
+      assert.strictEqual(readStatus(end.runDir).status, 'stopped');
+      assert.strictEqual(readCheckpointPointer(end.runDir)?.step, 0);
     }
   });
 

@@ -7,7 +7,7 @@ import { gridColor, HIGH_CONTRAST_GRID_ALPHA, parseCssColor, solidColor } from '
 import { emptyChartNote, runBanner, WAITING_NOTE } from '../../media/src/runNotes';
 import {
   epochText, phaseText, progressParts, runProgress, sessionText, stepText, type LiveState, type RunFiles,
-} from '../../src/host/panel/runText';
+} from '../../src/webview/runText';
 import type { RunView } from '../../src/webview/protocol';
 
 describe('panel truth: axes', () => {

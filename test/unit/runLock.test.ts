@@ -15,7 +15,7 @@ import { StopSignal, startTraining, resumeTraining } from '../../src/training/tr
 import { readMetrics, readStatus, STATUS_FILE } from '../../src/training/run/runStore';
 import type { EngineMessage } from '../../src/training/protocol';
 import {
-  acquireRunLock, processStartTime, runLockState, RunLockedError, RUN_LOCK_FILES, type LockHolder,
+  acquireRunLock, isProvenHolder, processStartTime, runLockState, RunLockedError, RUN_LOCK_FILES, withEveryRunLock, type LockHolder,
 } from '../../src/training/run/runLock';
 
 const RUN_LOCK_MODULE = path.join(__dirname, '..', '..', 'src', 'training', 'run', 'runLock.js');
@@ -230,8 +230,85 @@ describe('run lock', () => {
     assert.deepStrictEqual(fs.readdirSync(runDir), [RUN_LOCK_FILES.training]);
   });
 
+  it('puts back, without overwriting anything, a fresh lock it moved aside, even when a third process took the lock meanwhile', async () => {
+    plant({ pid: await deadPid() });
+    const started = processStartTime(process.pid) ?? undefined;
+    const { renameSync } = nodeFs;
+    let raced = false;
+    nodeFs.renameSync = ((from: fs.PathLike, to: fs.PathLike) => {
+      const takingOver = !raced && String(from) === lockFile() && String(to).includes('.stale-');
+      // A second process has replaced the stale lock with its own, just before this one moves it aside ...
+      if (takingOver) plant({ pid: process.pid, started, activity: 'training in the second process', token: 'second' });
+      renameSync(from, to);
+      // ... and a third finds the path free, and takes the lock, before this one can put the second's back.
+      if (takingOver) {
+        raced = true;
+        plant({ pid: process.pid, started, activity: 'training in the third process', token: 'third' });
+      }
+    }) as typeof nodeFs.renameSync;
+    try {
+      assert.throws(() => acquireRunLock(runDir, 'training', 'training'), /training in the third process/);
+    } finally {
+      nodeFs.renameSync = renameSync;
+    }
+    assert.ok(raced);
+    assert.strictEqual(JSON.parse(fs.readFileSync(lockFile(), 'utf8')).token, 'third', "the third process's lock stands");
+    assert.deepStrictEqual(fs.readdirSync(runDir), [RUN_LOCK_FILES.training], 'no moved-aside lock file is left behind');
+  });
+
+  it('holds a lock that lacks the start time this machine tells only while it is new, like a garbled one', async function () {
+    if (processStartTime(process.pid) === null) this.skip(); // Windows: the live pid is all there is to go by
+    plant({ pid: process.pid, activity: 'training by hand' });
+    assert.throws(() => acquireRunLock(runDir, 'training', 'training'),
+      (error: Error) => error instanceof RunLockedError && error.message.includes('training by hand') &&
+        error.message.includes(`If process ${process.pid} is not SimSiam`) && error.message.includes(`delete ${lockFile()}`));
+    plant({ pid: process.pid, activity: 'training by hand' }, 60);
+    const state = runLockState(runDir, 'training');
+    assert.ok(!state.held && state.stale?.includes(`does not say when process ${process.pid} started`), JSON.stringify(state));
+    const lock = acquireRunLock(runDir, 'training', 'training');
+    assert.match(lock.note ?? '', /does not say when process \d+ started.*training by hand/);
+    lock.release();
+  });
+
+  it('proves a holder to be the process that took the lock only by its start time, on this machine', async function () {
+    if (processStartTime(process.pid) === null) this.skip(); // Windows: no holder is ever proven, so none is signalled
+    const lock = acquireRunLock(runDir, 'training', 'training');
+    lock.release();
+    const { started, ...withoutStart } = lock.holder;
+    assert.ok(isProvenHolder(lock.holder));
+    assert.ok(!isProvenHolder(withoutStart), 'a lock file without a start time may name any process (pid 1, say)');
+    assert.ok(!isProvenHolder({ ...lock.holder, started: `${started}0` }), 'a reused pid');
+    assert.ok(!isProvenHolder({ ...lock.holder, pid: await deadPid() }), 'a process that is gone');
+    assert.ok(!isProvenHolder({ ...lock.holder, host: `not-${os.hostname()}` }), 'a process on another host');
+  });
+
+  it('takes every lock of a run, or none, for work on the whole run, refusing while another holder has either', () => {
+    for (const kind of ['training', 'index'] as const) {
+      const other = acquireRunLock(runDir, kind, `${kind} elsewhere`);
+      try {
+        let ran = false;
+        assert.throws(() => withEveryRunLock(runDir, 'deleting the run', () => {
+          ran = true;
+        }), (error: Error) => error instanceof RunLockedError && error.message.includes(`${kind} elsewhere`) &&
+          error.message.includes(`process ${process.pid}`));
+        assert.ok(!ran, `the work ran while the ${kind} lock was held`);
+        assert.deepStrictEqual(fs.readdirSync(runDir), [RUN_LOCK_FILES[kind]], 'a lock taken before the refusal is let go');
+      } finally {
+        other.release();
+      }
+    }
+    withEveryRunLock(runDir, 'deleting the run', () => {
+      for (const kind of ['training', 'index'] as const) {
+        const state = runLockState(runDir, kind);
+        assert.ok(state.held && state.holder?.activity === 'deleting the run', `${kind}: ${JSON.stringify(state)}`);
+      }
+      fs.rmSync(runDir, { recursive: true });
+    });
+    assert.ok(!fs.existsSync(runDir));
+  });
+
   it('keeps the lock of a live pid whose start time cannot be compared, and of another host, saying what to do', () => {
-    plant({ pid: process.pid }); // as written on Windows: no start time
+    plant({ pid: process.pid }); // as written on Windows: no start time (held while new where start times are told)
     assert.throws(() => acquireRunLock(runDir, 'training', 'training'),
       (error: Error) => error instanceof RunLockedError && error.message.includes(`If process ${process.pid} is not SimSiam`) &&
         error.message.includes(`delete ${lockFile()}`));

@@ -11,7 +11,7 @@ import { readMetrics, readRun, type RunRecord } from '../../training/run/runStor
 import { mergeMetrics, type EngineMessage, type MetricRecord } from '../../training/protocol';
 import { readRunSummary, type RunCatalog, type RunSummary } from '../runCatalog';
 import type { TrainingManager, TrainingSession } from '../training';
-import { runProgress } from './runText';
+import { runProgress } from '../../webview/runText';
 import type { RetrievalClient } from '../retrieval';
 import {
   parseFromWebview, webviewMessage, WebviewProtocolError,

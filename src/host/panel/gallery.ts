@@ -12,7 +12,7 @@ import type { DatasetSummary, Neighbour } from '../../training/protocol';
 import type { RetrievalClient } from '../retrieval';
 import { topK } from '../settings';
 import { datasetRelativePath, isPathInside, resolveDatasetImage, UnsafePathError } from './pathGuard';
-import { capitalised, phaseText } from './runText';
+import { capitalised, phaseText } from '../../webview/runText';
 import type { GalleryImage, GalleryMessage, QueryRequest, ToWebviewMessage, WebviewMessageBody } from '../../webview/protocol';
 
 export interface GalleryResult { query: string; neighbours: Neighbour[] }

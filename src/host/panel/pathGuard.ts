@@ -5,13 +5,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { isImageFileName } from '../../training/data/dataset';
+import { isInsideFolder } from '../../training/paths';
 
 export class UnsafePathError extends Error {}
-
-function isInside(root: string, candidate: string): boolean {
-  const relative = path.relative(root, candidate);
-  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
-}
 
 /**
  * Resolves `requested` (relative to `root`, or absolute) to the real path of an image file inside
@@ -21,7 +17,7 @@ export function resolveDatasetImage(root: string, requested: string): string {
   if (typeof requested !== 'string' || requested.length === 0) throw new UnsafePathError('empty path');
   if (requested.includes('\0')) throw new UnsafePathError('path contains a NUL character');
   const lexical = path.resolve(root, requested);
-  if (!isInside(path.resolve(root), lexical)) throw new UnsafePathError(`${requested} lies outside the dataset`);
+  if (!isInsideFolder(root, lexical)) throw new UnsafePathError(`${requested} lies outside the dataset`);
   let realRoot: string;
   let realTarget: string;
   try {
@@ -30,7 +26,7 @@ export function resolveDatasetImage(root: string, requested: string): string {
   } catch {
     throw new UnsafePathError(`${requested} does not exist in the dataset`);
   }
-  if (!isInside(realRoot, realTarget)) throw new UnsafePathError(`${requested} points outside the dataset`);
+  if (!isInsideFolder(realRoot, realTarget)) throw new UnsafePathError(`${requested} points outside the dataset`);
   if (!fs.statSync(realTarget).isFile() || !isImageFileName(realTarget)) {
     throw new UnsafePathError(`${requested} is not an image file`);
   }
@@ -43,6 +39,4 @@ export function datasetRelativePath(root: string, absolute: string): string {
 }
 
 /** True when `file` lies inside `root` (lexically; used to match images to the runs that cover them). */
-export function isPathInside(root: string, file: string): boolean {
-  return isInside(path.resolve(root), path.resolve(file));
-}
+export { isInsideFolder as isPathInside };

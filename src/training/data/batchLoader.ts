@@ -92,8 +92,9 @@ const MAX_AUTO_LOADER_THREADS = 8;
 
 /**
  * floor(images / batch), like the official code's drop_last. Constant for a loader's life: an
- * undecodable file is replaced in its batch (see assembleTwoViewBatch), so discovering one
- * mid-run never shifts the step/epoch arithmetic of a run or its resume.
+ * undecodable file met mid-run is replaced in its batch (see assembleTwoViewBatch), so it never
+ * shifts the step/epoch arithmetic. (Files already unreadable when a run starts or resumes are
+ * left out of its images before the loader exists: see readableImages.ts.)
  */
 export function batchesPerEpoch(images: number, batchSize: number): number {
   return Math.floor(images / batchSize);

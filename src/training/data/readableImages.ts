@@ -16,12 +16,14 @@ const PROGRESS_REPORTS = 100;
  * failure is reported once through `skipped`.
  */
 export async function readableImages(records: ImageRecord[], cache: DecodedImageCache, skipped: SkippedFiles,
-  onProgress: (done: number, total: number) => void): Promise<ImageRecord[]> {
+  onProgress: (done: number, total: number) => void, stop?: { readonly requested: boolean }): Promise<ImageRecord[]> {
   const total = records.length;
   const every = Math.max(1, Math.ceil(total / PROGRESS_REPORTS));
   let done = 0;
   onProgress(0, total);
   const readable = await mapWithConcurrency(records, DECODE_CONCURRENCY, async (record) => {
+    // A stop ends the pass at once: the caller asks the stop signal, not the (then partial) result.
+    if (stop?.requested) return false;
     try {
       await cache.get(record.path);
       return true;

@@ -5,17 +5,18 @@
 //                     path relative to the dataset root, size, mtime and label; files sorted by path;
 //                     the vectors file's name and SHA-256
 // Each write puts the vectors under a new name, then switches manifest.json to it with a rename,
-// so a reader (another process) always finds a matching pair and a crash leaves the old index.
+// so a crash at any point leaves a matching pair: the old index or the new one. Only the holder of
+// the run's index lock (../run/runLock.ts, taken by ./service.ts) reads or writes the index.
 // The index is derived data: one that fails a check when read (a field, a row count, a
 // non-finite value, its checksum) is reported and rebuilt from the checkpoint and the images.
 // Updating is incremental: rows of unchanged files are kept, new and changed files are embedded,
 // deleted ones dropped, and everything is embedded again when the checkpoint changes.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as v from 'valibot';
 import { scanDataset } from '../data/dataset';
 import { CheckpointPointerSchema, writeFileAtomic, type CheckpointPointer } from '../run/runStore';
+import { digestOf, float32View } from '../run/fileChecks';
 import { count, describeIssue, finite } from '../versioned';
 
 export const INDEX_DIR = 'index';
@@ -156,8 +157,6 @@ export function readManifest(runDir: string, onDamaged?: OnDamagedIndex): Stored
   return null;
 }
 
-const digestOf = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest('hex');
-
 /** Row-major vectors of a stored index, or what is wrong with the file. */
 function readVectors(runDir: string, manifest: IndexManifest): { vectors: Float32Array } | { file: string; problem: string } {
   const file = path.join(indexDir(runDir), manifest.vectorsFile);
@@ -172,10 +171,7 @@ function readVectors(runDir: string, manifest: IndexManifest): { vectors: Float3
   if (bytes.byteLength !== expected) {
     return { file, problem: `holds ${bytes.byteLength} bytes, where ${MANIFEST_FILE} describes ${rows} rows of ${manifest.dims} float32 (${expected} bytes)` };
   }
-  // A Float32Array view needs 4-byte alignment; only pooled (small) buffers can lack it.
-  const vectors = bytes.byteOffset % 4 === 0
-    ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-    : new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const vectors = float32View(bytes);
   const bad = vectors.findIndex((x) => !Number.isFinite(x));
   if (bad >= 0) {
     const row = Math.floor(bad / manifest.dims);
@@ -189,20 +185,14 @@ function readVectors(runDir: string, manifest: IndexManifest): { vectors: Float3
 
 /**
  * A stored index with its vectors, or null when there is none or it fails a check (`onDamaged`
- * hears why; the index is then rebuilt). A concurrent writer may replace the pair between the two
- * reads (and delete the old vectors file): the manifest is then read again.
+ * hears why; the index is then rebuilt).
  */
 export function loadIndex(runDir: string, onDamaged?: OnDamagedIndex): { stored: StoredIndex; vectors: Float32Array } | null {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const stored = readManifest(runDir, onDamaged);
-    if (!stored) return null;
-    const read = readVectors(runDir, stored.manifest);
-    if ('vectors' in read) return { stored, vectors: read.vectors };
-    if (manifestStamp(runDir) === stored.stamp) { // not a race: the pair is broken
-      onDamaged?.(damaged(runDir, read.file, read.problem));
-      return null;
-    }
-  }
+  const stored = readManifest(runDir, onDamaged);
+  if (!stored) return null;
+  const read = readVectors(runDir, stored.manifest);
+  if ('vectors' in read) return { stored, vectors: read.vectors };
+  onDamaged?.(damaged(runDir, read.file, read.problem));
   return null;
 }
 
@@ -309,20 +299,14 @@ export function writeIndex(runDir: string, manifest: IndexContent, vectors: Floa
   writeFileAtomic(vectorsPath, bytes);
   const full: IndexManifest = { ...manifest, vectorsFile, vectorsSha256: digestOf(bytes) };
   writeFileAtomic(manifestFile(runDir), JSON.stringify(full));
-  removeOlderVectors(dir, vectorsPath);
+  removeOtherVectors(dir, vectorsPath);
   return { manifest: full, stamp: manifestStamp(runDir) };
 }
 
-/**
- * Deletes vectors files older than the one just written. A newer one belongs to a concurrent
- * writer whose manifest is about to point at it, so it stays.
- */
-function removeOlderVectors(dir: string, current: string): void {
-  const currentTime = fs.statSync(current).mtimeMs;
+/** Deletes every vectors file but the one just written: the previous index's, and those of failed writes. */
+function removeOtherVectors(dir: string, current: string): void {
   for (const name of fs.readdirSync(dir)) {
     const file = path.join(dir, name);
-    if (!VECTORS_PATTERN.test(name) || file === current) continue;
-    const stats = fs.statSync(file, { throwIfNoEntry: false });
-    if (stats && stats.mtimeMs < currentTime) fs.rmSync(file, { force: true });
+    if (VECTORS_PATTERN.test(name) && file !== current) fs.rmSync(file, { force: true });
   }
 }

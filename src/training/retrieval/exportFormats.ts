@@ -6,9 +6,9 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { randomBytes } from 'crypto';
-import { CHECKPOINT_POINTER, METRICS_FILE, RUN_FILE, STATUS_FILE } from '../run/runStore';
+import { CHECKPOINT_POINTER, METRICS_FILE, RUN_FILE, STATUS_FILE, moveIntoPlace, writeTemporary } from '../run/runStore';
 import { RUN_LOCK_FILES } from '../run/runLock';
+import { isInsideFolder } from '../paths';
 
 const NPY_MAGIC = [0x93, ...Buffer.from('NUMPY', 'latin1')];
 /** numpy aligns the data to 64 bytes (the 1.0 spec asks for 16; 64 satisfies both). */
@@ -62,9 +62,8 @@ export function checkExportTarget(runDir: string, target: string): void {
   } catch {
     // a run folder that does not exist owns no files
   }
-  const relative = path.relative(run, resolved);
-  if (relative === '..' || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) return;
-  const [first, ...inside] = relative.split(path.sep);
+  if (!isInsideFolder(run, resolved)) return;
+  const [first, ...inside] = path.relative(run, resolved).split(path.sep);
   if (inside.length) {
     throw new Error(`Cannot export to ${target}: it is inside the ${first}/ folder of run ${run}, which only the run writes. ` +
       'Choose a file outside the run folder, or directly in it.');
@@ -73,41 +72,6 @@ export function checkExportTarget(runDir: string, target: string): void {
   if (RUN_OWN_FILES.some((name) => name.toLowerCase() === first.toLowerCase())) {
     throw new Error(`Cannot export to ${target}: it would replace the ${first} of run ${run}. Choose another file name.`);
   }
-}
-
-/**
- * Fills a new temporary file beside `file` and returns its name. It is created exclusively under an
- * unguessable name, so it never writes through a link planted there; on failure it is removed and
- * the error names `file` (a full disk's write error names none).
- */
-function writeTemporary(file: string, write: (fd: number) => void): string {
-  const temporary = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    const fd = fs.openSync(temporary, 'wx');
-    try {
-      write(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    return temporary;
-  } catch (error) {
-    fs.rmSync(temporary, { force: true });
-    throw new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
-  }
-}
-
-function moveIntoPlace(temporary: string, file: string): void {
-  try {
-    fs.renameSync(temporary, file);
-  } catch (error) {
-    fs.rmSync(temporary, { force: true });
-    throw new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
-  }
-}
-
-function writeAll(fd: number, data: Uint8Array | string): void {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  for (let offset = 0; offset < bytes.byteLength;) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
 }
 
 /** The paths file that goes with an .npy export: <file without .npy>.paths.json. */
@@ -133,13 +97,13 @@ export function pathsJson(paths: string[]): string {
  */
 export function writeNpyWithPaths(file: string, pathsFile: string, vectors: Float32Array, dims: number, paths: string[]): void {
   const count = paths.length;
-  const npyTemporary = writeTemporary(file, (fd) => {
-    writeAll(fd, npyHeader([count, dims]));
-    writeAll(fd, new Uint8Array(vectors.buffer, vectors.byteOffset, count * dims * 4));
+  const npyTemporary = writeTemporary(file, (append) => {
+    append(npyHeader([count, dims]));
+    append(new Uint8Array(vectors.buffer, vectors.byteOffset, count * dims * 4));
   });
   let pathsTemporary: string;
   try {
-    pathsTemporary = writeTemporary(pathsFile, (fd) => writeAll(fd, pathsJson(paths)));
+    pathsTemporary = writeTemporary(pathsFile, (append) => append(pathsJson(paths)));
   } catch (error) {
     fs.rmSync(npyTemporary, { force: true });
     throw error;
@@ -171,15 +135,15 @@ export function formatFloat32(value: number): string {
 
 /** CSV with a header row: path, label, f0 … f(dims-1); an unlabelled image has an empty label. */
 export function writeCsv(file: string, paths: string[], labels: (string | null)[], vectors: Float32Array, dims: number): void {
-  moveIntoPlace(writeTemporary(file, (fd) => {
-    writeAll(fd, ['path', 'label', ...Array.from({ length: dims }, (_, j) => `f${j}`)].join(',') + '\n');
+  moveIntoPlace(writeTemporary(file, (append) => {
+    append(['path', 'label', ...Array.from({ length: dims }, (_, j) => `f${j}`)].join(',') + '\n');
     for (let start = 0; start < paths.length; start += CSV_ROWS_PER_WRITE) {
       const rows: string[] = [];
       for (let row = start; row < Math.min(paths.length, start + CSV_ROWS_PER_WRITE); row++) {
         const values = Array.from(vectors.subarray(row * dims, (row + 1) * dims), formatFloat32);
         rows.push([csvField(paths[row]), csvField(labels[row] ?? ''), ...values].join(',') + '\n');
       }
-      writeAll(fd, rows.join(''));
+      append(rows.join(''));
     }
   }), file);
 }

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../tfjs/backend';
 import { readCheckpointPointer, readRun, RUN_FILE, type CheckpointPointer, type RunRecord } from '../run/runStore';
 import { withRunLock } from '../run/runLock';
+import { isInsideFolder } from '../paths';
 import { SkippedFiles } from '../data/skippedFiles';
 import {
   message, type Emit, type EngineMessage, type EmbedRequest, type SimilarRequest, type Neighbour,
@@ -143,10 +144,6 @@ async function update(run: OpenRun, record: RunRecord, checkpoint: CheckpointPoi
   let storedVectors: Float32Array | null = null;
   if (stored && (plan.upToDate || plan.storedRow.some((row) => row >= 0))) {
     const loaded = loadIndex(run.runDir, warnDamaged);
-    if (loaded && loaded.stored.stamp !== stored.stamp) {
-      stored = loaded.stored; // rewritten by another process since we read it
-      plan = planUpdate(stored.manifest, listing, checkpoint, imageSize);
-    }
     if (loaded) {
       storedVectors = loaded.vectors;
     } else {
@@ -196,11 +193,8 @@ const labelOf = (manifest: IndexManifest, row: number) => {
 /** The index row of `file` when it is one of the indexed images (also through a symlinked root). */
 function indexedRow(index: OpenIndex, file: string): number | undefined {
   const root = index.stored.manifest.datasetRoot;
-  const lookUp = (base: string, target: string) => {
-    const relative = path.relative(base, target);
-    if (!relative || relative.startsWith('..') || path.isAbsolute(relative)) return undefined;
-    return index.rowOf.get(relative.split(path.sep).join('/'));
-  };
+  const lookUp = (base: string, target: string) =>
+    isInsideFolder(base, target) ? index.rowOf.get(path.relative(base, target).split(path.sep).join('/')) : undefined;
   return lookUp(root, file) ?? lookUp(fs.realpathSync(root), fs.realpathSync(file));
 }
 

@@ -5,7 +5,6 @@
 // A checkpoint on disk is data, not trust: before tfjs sees it, every file is checked against the
 // others (shapes, byte lengths, the SHA-256 it was written with) and every value for finiteness,
 // and any problem is a CheckpointError that names the file and says what to do.
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
@@ -13,6 +12,7 @@ import * as v from 'valibot';
 import { count, describeIssue } from '../versioned';
 import { CHECKPOINT_POINTER, readCheckpointPointer, writeJsonAtomic, type CheckpointPointer } from './runStore';
 import { runLockState } from './runLock';
+import { digestOf, float32View, ownBuffer } from './fileChecks';
 
 const CHECKPOINTS_DIR = 'checkpoints';
 const KEEP_CHECKPOINTS = 2;
@@ -71,10 +71,6 @@ export interface LoadedModel {
 
 const checkpointName = (step: number) => `step-${String(step).padStart(8, '0')}`;
 const sizeOf = (shape: number[]) => shape.reduce((n, d) => n * d, 1);
-const digestOf = (bytes: Uint8Array) => crypto.createHash('sha256').update(bytes).digest('hex');
-
-/** The bytes as an ArrayBuffer of their own (a Buffer's may be a larger, shared pool). */
-const ownBuffer = (bytes: Uint8Array) => bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 
 function weightBytes(data: tf.io.WeightData | undefined): Uint8Array {
   if (!data) return new Uint8Array(0);
@@ -92,10 +88,7 @@ function valuesProblem(specs: { name: string; shape: number[]; dtype: string }[]
   if (odd) return `holds ${what} "${odd.name}" as ${odd.dtype}; a checkpoint holds float32 only`;
   const expected = specs.reduce((n, spec) => n + sizeOf(spec.shape), 0) * 4;
   if (bytes.byteLength !== expected) return `holds ${bytes.byteLength} bytes where ${describer} describes ${expected}`;
-  // A Float32Array view needs 4-byte alignment; only pooled (small) buffers can lack it.
-  const values = bytes.byteOffset % 4 === 0
-    ? new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-    : new Float32Array(ownBuffer(bytes));
+  const values = float32View(bytes);
   let offset = 0;
   for (const spec of specs) {
     const end = offset + sizeOf(spec.shape);

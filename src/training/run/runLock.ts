@@ -12,6 +12,11 @@
 // should that pid belong to another program. A lock taken on another host (a shared disk) cannot
 // be checked from here and is left alone, with the same advice.
 //
+// Where start times can be read, every lock this code writes has one, so a lock without it was
+// not written here (by hand, or by a tool): like a lock file that does not parse, it counts as held
+// only while it is new. Its pid cannot be shown to be the process that took the lock, so nothing
+// signals it either (isProvenHolder): a file in a run folder never picks a process to stop.
+//
 // Imports no tfjs: the extension reads the locks to tell "running" from "interrupted".
 import * as fs from 'fs';
 import * as os from 'os';
@@ -24,10 +29,11 @@ export type RunLockKind = 'training' | 'index';
 export const RUN_LOCK_FILES: Record<RunLockKind, string> = { training: 'training.lock', index: 'index.lock' };
 
 /**
- * A lock file that does not parse is taken over only once it is this old: its writer may be
- * between creating it and writing it.
+ * A lock file that does not parse (its writer may be between creating and writing it), or that
+ * lacks the start time this machine tells (it was not written by SimSiam here), holds only while it
+ * is this new: nothing that cannot be checked keeps a run locked for good.
  */
-const UNREADABLE_GRACE_MS = 10_000;
+const UNPROVEN_GRACE_MS = 10_000;
 
 const LockHolderSchema = v.object({
   pid: v.pipe(v.number(), v.integer(), v.minValue(1)),
@@ -103,15 +109,25 @@ export function processStartTime(pid: number, platform: NodeJS.Platform = proces
   }
 }
 
-/** Why `holder` no longer holds its lock, or null while it may. */
-function staleness(holder: LockHolder): string | null {
+/**
+ * Whether `holder` is provably the live process that took its lock: on this machine, with the start
+ * time it wrote matching its pid's now. The only holder another process may signal.
+ */
+export function isProvenHolder(holder: LockHolder): boolean {
+  return isLocal(holder) && holder.started !== undefined && processStartTime(holder.pid) === holder.started;
+}
+
+/** Why `holder`, found in `file` last modified at `modified`, no longer holds its lock, or null while it may. */
+function staleness(holder: LockHolder, file: string, modified: number): string | null {
   if (!isLocal(holder)) return null;
   if (!isProcessAlive(holder.pid)) return `process ${holder.pid} is no longer running`;
-  if (holder.started !== undefined) {
-    const started = processStartTime(holder.pid);
-    if (started !== null && started !== holder.started) return `process ${holder.pid} is now another program`;
+  const started = processStartTime(holder.pid);
+  if (started === null) return null; // nothing here tells processes apart: the live pid keeps it
+  if (holder.started === undefined) {
+    return Date.now() - modified < UNPROVEN_GRACE_MS ? null
+      : `its lock file ${file} does not say when process ${holder.pid} started, as SimSiam writes it`;
   }
-  return null;
+  return started === holder.started ? null : `process ${holder.pid} is now another program`;
 }
 
 interface Found { state: LockState; raw: Buffer | null }
@@ -137,11 +153,11 @@ function inspect(file: string): Found {
   }
   const holder = parseHolder(raw);
   if (!holder) {
-    return Date.now() - modified < UNREADABLE_GRACE_MS
+    return Date.now() - modified < UNPROVEN_GRACE_MS
       ? { state: { held: true, holder: null }, raw }
       : { state: { held: false, stale: `its lock file ${file} was unreadable` }, raw };
   }
-  const stale = staleness(holder);
+  const stale = staleness(holder, file, modified);
   const took = `it took the lock for ${holder.activity} at ${holder.since}`;
   return { state: stale ? { held: false, stale: `${stale} (${took})` } : { held: true, holder }, raw };
 }
@@ -187,9 +203,13 @@ function tryCreate(file: string, holder: LockHolder): boolean {
 }
 
 /**
- * Removes the stale lock file if it still holds `raw`. It is first moved to a name of its own, so
- * that of two processes taking over the same stale lock, the second cannot delete the fresh lock
- * of the first: it finds other contents there, and puts them back.
+ * Removes the stale lock file if it still holds `raw`. It is first moved to a name of its own and
+ * read there: what was moved is either the stale lock, removed, or a lock another process took in
+ * the meantime, put back with a hard link, which (unlike a rename) never replaces a file. So a lock
+ * file is never overwritten, and a fresh lock is never removed while the path is free to put it
+ * back. Not guaranteed: when a third process creates a lock while the fresh one is moved aside
+ * (three takeovers of one stale lock within microseconds), or the file system has no hard links,
+ * the moved lock is dropped and its holder keeps running without its file.
  */
 function removeIfUnchanged(file: string, raw: Buffer): void {
   const moved = `${file}.stale-${process.pid}-${randomUUID()}`;
@@ -203,8 +223,12 @@ function removeIfUnchanged(file: string, raw: Buffer): void {
   try {
     unchanged = fs.readFileSync(moved).equals(raw);
   } finally {
-    if (unchanged) fs.rmSync(moved, { force: true });
-    else fs.renameSync(moved, file);
+    try {
+      if (!unchanged) fs.linkSync(moved, file);
+    } catch {
+      // EEXIST: a lock created at `file` meanwhile stands (or no hard links here): the moved one is dropped
+    }
+    fs.rmSync(moved, { force: true });
   }
 }
 
@@ -248,6 +272,21 @@ export function acquireRunLock(runDir: string, kind: RunLockKind, activity: stri
     }
   }
   throw new RunLockedError(runDir, file, null, kind);
+}
+
+/**
+ * Runs `work` holding every lock of the run, released however `work` ends: for what changes the
+ * whole run (deleting it), which no process may train or index meanwhile. Throws RunLockedError,
+ * naming the holder, while another process holds either lock.
+ */
+export function withEveryRunLock<T>(runDir: string, activity: string, work: () => T): T {
+  const locks: RunLock[] = [];
+  try {
+    for (const kind of Object.keys(RUN_LOCK_FILES) as RunLockKind[]) locks.push(acquireRunLock(runDir, kind, activity));
+    return work();
+  } finally {
+    locks.forEach((lock) => lock.release());
+  }
 }
 
 /** Runs `work` holding the run's lock of this kind, released however `work` ends. */

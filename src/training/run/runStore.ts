@@ -8,6 +8,7 @@
 // Nothing else is needed to list, chart, resume or query a run, by the CLI or by the extension.
 import * as fs from 'fs';
 import * as path from 'path';
+import { randomBytes } from 'crypto';
 import * as v from 'valibot';
 import { DatasetSummarySchema, RunStatusSchema } from '../protocol';
 import { MetricRecordSchema, type MetricRecord } from '../metrics';
@@ -60,17 +61,52 @@ export function defaultRunsDir(datasetRoot: string): string {
   return path.join(datasetRoot, '.simsiam', 'runs');
 }
 
-/** Writes through a temporary file and a rename, so readers never see half a file. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  const temporary = `${file}.tmp-${process.pid}`;
+const writeFailed = (file: string, error: unknown) =>
+  // A failed write(2) — a full disk, an I/O error — names no file: say which one, and that the old one stands.
+  new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
+
+/**
+ * Fills a new temporary file beside `file` through `fill` and returns its name, for moveIntoPlace.
+ * It is created exclusively under an unguessable name, so it never writes through a link planted
+ * there; on failure it is removed and the error names `file`.
+ */
+export function writeTemporary(file: string, fill: (append: (data: string | Uint8Array) => void) => void): string {
+  const temporary = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  let fd: number;
   try {
-    fs.writeFileSync(temporary, data);
+    fd = fs.openSync(temporary, 'wx');
+  } catch (error) {
+    throw writeFailed(file, error); // nothing was created, so nothing is removed
+  }
+  try {
+    try {
+      fill((data) => {
+        const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+        for (let offset = 0; offset < bytes.byteLength;) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
+      });
+    } finally {
+      fs.closeSync(fd);
+    }
+    return temporary;
+  } catch (error) {
+    fs.rmSync(temporary, { force: true });
+    throw writeFailed(file, error);
+  }
+}
+
+/** Renames a temporary of writeTemporary over `file`; on failure it is removed and `file` left as it was. */
+export function moveIntoPlace(temporary: string, file: string): void {
+  try {
     fs.renameSync(temporary, file);
   } catch (error) {
     fs.rmSync(temporary, { force: true });
-    // A failed write(2) — a full disk, an I/O error — names no file: say which one, and that the old one stands.
-    throw new Error(`Could not write ${file} (any previous version is left as it was): ${(error as Error).message}`, { cause: error });
+    throw writeFailed(file, error);
   }
+}
+
+/** Writes through a temporary file and a rename, so readers never see half a file. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  moveIntoPlace(writeTemporary(file, (append) => append(data)), file);
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {

@@ -264,14 +264,21 @@ export class TrainingRun {
   /** A non-finite loss ends the run, failed, at its last good checkpoint. */
   private async diverged(loss: number): Promise<never> {
     // Checked, not just read: the pointer's checkpoint may be damaged on disk since it was written.
-    const good = await lastGoodCheckpoint(this.input.runDir);
+    let good = null;
+    let unchecked = '';
+    try {
+      good = await lastGoodCheckpoint(this.input.runDir);
+    } catch (error) {
+      // Checking loads a model: on a heap near its limit that can fail too, and must not hide why the run stopped.
+      unchecked = `(Its checkpoints could not be checked: ${(error as Error).message}) `;
+    }
     const text = `Loss became ${loss} at step ${this.step} (epoch ${this.epoch + 1}): training stopped. ` +
-      (good ? `The last good checkpoint (step ${good.step}) is kept. ` : '') +
+      (good ? `The last good checkpoint (step ${good.step}) is kept. ` : unchecked) +
       'Lower the learning rate (baseLr) or check the images, then start a new run or resume.';
     this.step = good?.step ?? 0;
     this.metrics.flush();
     this.setStatus('failed', text);
-    throw new TrainingError(text);
+    throw new TrainingError(text, 'baseLr');
   }
 
   private warnIfCollapsing(record: EpochRecord): void {

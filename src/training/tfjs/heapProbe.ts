@@ -35,6 +35,8 @@ function measure(request: HeapProbeRequest): Promise<Extract<HeapProbeReply, { p
       else resolve(reply);
     });
     worker.once('error', reject);
+    // A thread that ends without answering (wasm's abort() exits it) must not leave the run waiting.
+    worker.once('exit', (code) => reject(new Error(`the probe thread exited (code ${code}) before it answered`)));
   });
 }
 

@@ -1,9 +1,8 @@
-// Measures, in a thread of its own (its own wasm instance, which never returns memory), how large
-// the wasm heap grows over one training step of `images` random images at `size` px: what each
-// training thread of a run with that shard would need. See heapProbe.ts.
+// Measures, in a thread of its own (its own wasm instance, which never returns memory), the peak
+// tensor memory of one training step of `images` random images at each of `sizes`: what
+// heapProbe.ts extrapolates to a run's image size and shard.
 import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from './backend';
 import type { TrainConfig } from '../config';
 import { buildSimSiam } from '../model/simsiam';
@@ -11,8 +10,8 @@ import { SgdMomentum } from '../optimizer';
 import { parameterGroups, parametersOf, trainStep } from '../step';
 
 export interface HeapProbeRequest { config: TrainConfig; images: number; sizes: number[] }
-/** Per size: the peak of tensor memory over the step, and the heap the thread had grown to after it. */
-export type HeapProbeReply = { peakBytes: number[]; heapBytes: number } | { error: string };
+/** Per size: the peak of tensor memory over the step. */
+export type HeapProbeReply = { peakBytes: number[] } | { error: string };
 
 async function probe({ config, images, sizes }: HeapProbeRequest): Promise<HeapProbeReply> {
   await selectBackend('wasm');
@@ -33,9 +32,7 @@ async function probe({ config, images, sizes }: HeapProbeRequest): Promise<HeapP
     optimizer.dispose();
     model.dispose();
   }
-  // The emscripten module's heap view (its typings here omit it).
-  const wasm = (tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array };
-  return { peakBytes, heapBytes: wasm.HEAPU8.buffer.byteLength };
+  return { peakBytes };
 }
 
 probe(workerData as HeapProbeRequest).then(

@@ -266,6 +266,42 @@ describe('SimSiam extension', function () {
     assert.strictEqual(api.panel(victim), undefined, 'the panel of the deleted run is still open');
   });
 
+  it('shows a run whose run.json is garbled as a damaged row naming the file, and deletes it only while no process holds its locks', async () => {
+    const datasetRoot = path.join(workspaceRoot(), 'damaged-run');
+    const runDir = path.join(datasetRoot, '.simsiam', 'runs', '20260101-000000-garbled');
+    const find = () => api.experiments().find((r) => r.runDir === runDir);
+    const changed = () => new Promise<void>((resolve) => {
+      const subscription = api.onDidChangeExperiments(() => {
+        subscription.dispose();
+        resolve();
+      });
+    });
+    api.experiments();
+    const listed = changed();
+    fs.mkdirSync(runDir, { recursive: true });
+    fs.writeFileSync(path.join(runDir, 'run.json'), '{"id": "20260101-000000-garbled", "na');
+    await listed;
+    while (!find()) await changed();
+    const row = find()!;
+    assert.strictEqual(row.status, 'damaged');
+    assert.strictEqual(row.contextValue, 'simsiamRun.damaged', 'offers Reveal and Delete, not Open or Resume');
+    assert.strictEqual(row.label, '20260101-000000-garbled');
+    assert.match(row.description, /run\.json/);
+
+    // Another process (here the extension host itself) indexes the run: the deletion waits for it.
+    const lock = acquireRunLock(runDir, 'index', 'building the index (test: another process)');
+    try {
+      assert.strictEqual(await api.deleteExperiment(runDir), false);
+      assert.ok(fs.existsSync(path.join(runDir, 'run.json')), 'a run was deleted while a process indexed it');
+    } finally {
+      lock.release();
+    }
+    assert.strictEqual(await api.deleteExperiment(runDir), true);
+    assert.ok(!fs.existsSync(runDir), 'the run folder is still there');
+    assert.strictEqual(find(), undefined);
+    fs.rmSync(datasetRoot, { recursive: true, force: true });
+  });
+
   it("shows why a run failed where its charts are, in the panel, the view and the notification's outcome", async () => {
     const folder = await makeLabelledFolder(path.join(workspaceRoot(), 'diverges'), 24, 900);
     // A learning rate that turns the weights non-finite within a few steps: the engine stops the run, failed.

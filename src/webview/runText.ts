@@ -3,8 +3,8 @@
 // the global step; the epoch counter says whether it counts the epoch in progress or those done;
 // a loss says whether it is the last step's or an epoch's mean. Free of `vscode`, Node and the DOM,
 // so the panel's script bundles it too.
-import type { Phase, RunProgress } from '../../webview/protocol';
-import { formatDuration, formatKnn } from '../format';
+import type { Phase, RunProgress } from './protocol';
+import { formatDuration, formatKnn } from './format';
 
 /** What a training session of this window knows (TrainingSession has this shape). */
 export interface LiveState {
@@ -71,7 +71,9 @@ export function stepText(p: Pick<RunProgress, 'step' | 'epochs' | 'batchesPerEpo
   return p.batchesPerEpoch === null ? `step ${p.step}` : `step ${p.step}/${p.epochs * p.batchesPerEpoch}`;
 }
 
-const PHASE_NAMES = new Map([['decode', 'loading images'], ['evaluate', 'evaluating kNN'], ['embed', 'indexing images']]);
+const PHASE_NAMES = new Map([
+  ['decode', 'loading images'], ['evaluate', 'evaluating kNN'], ['embed', 'indexing images'], ['measure memory', 'measuring memory'],
+]);
 
 /** "loading images 12/42"; a task this version does not know is named as the engine sent it. */
 export function phaseText(phase: Phase): string {
