@@ -10,6 +10,7 @@ import { defaultRunsDir, readRun } from '../training/run/runStore';
 import type { EngineMessage, MetricRecord, ProgressMessage, StartedMessage } from '../training/protocol';
 import type { EngineProcess } from './engineProcess';
 import { formatKnn } from '../webview/format';
+import type { LiveProgress } from '../webview/runText';
 import { settingOf } from './settings';
 
 export type EngineLauncher = (label: string) => EngineProcess;
@@ -20,16 +21,6 @@ export type SessionOutcome =
   | { status: 'stopped'; runDir: string | undefined }
   | { status: 'failed'; runDir: string | undefined; message: string; /** The setting that would fix it. */ setting?: string };
 
-export interface LiveProgress {
-  step: number;
-  /** 0-based epoch being trained. */
-  epoch: number;
-  epochs: number;
-  batchesPerEpoch: number;
-  loss: number | null;
-  knnTop1: number | null;
-  etaSeconds: number | null;
-}
 
 /** Thrown for requests that cannot be honoured as asked; the message is for the user. */
 export class TrainingRequestError extends Error {}

@@ -6,18 +6,21 @@
 import type { Phase, RunProgress } from './protocol';
 import { formatDuration, formatKnn } from './format';
 
+/** A training session's progress as the engine's messages tell it (TrainingSession keeps one). */
+export interface LiveProgress {
+  step: number;
+  /** Epochs completed before the latest step. */
+  epoch: number;
+  epochs: number;
+  batchesPerEpoch: number;
+  loss: number | null;
+  knnTop1: number | null;
+  etaSeconds: number | null;
+}
+
 /** What a training session of this window knows (TrainingSession has this shape). */
 export interface LiveState {
-  progress: {
-    step: number;
-    /** Epochs completed before the latest step. */
-    epoch: number;
-    epochs: number;
-    batchesPerEpoch: number;
-    loss: number | null;
-    knnTop1: number | null;
-    etaSeconds: number | null;
-  } | null;
+  progress: LiveProgress | null;
   phase: Phase | null;
 }
 

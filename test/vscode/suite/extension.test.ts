@@ -30,6 +30,16 @@ function readMetricsFile(runDir: string): MetricRecord[] {
   return fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as MetricRecord);
 }
 
+/** Resolves when the Experiments view is next told to redraw. */
+function nextExperimentsChange(api: SimSiamApi): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const subscription = api.onDidChangeExperiments(() => {
+      subscription.dispose();
+      resolve();
+    });
+  });
+}
+
 describe('SimSiam extension', function () {
   this.timeout(180_000);
   let api: SimSiamApi;
@@ -214,12 +224,7 @@ describe('SimSiam extension', function () {
     };
     const writeStatus = (status: string) => fs.writeFileSync(path.join(runDir, 'status.json'),
       JSON.stringify({ status, step: 3, epoch: 1, updatedAt: new Date().toISOString(), pid: process.pid }));
-    const changed = () => new Promise<void>((resolve) => {
-      const subscription = api.onDidChangeExperiments(() => {
-        subscription.dispose();
-        resolve();
-      });
-    });
+    const changed = () => nextExperimentsChange(api);
     api.experiments();
     const listed = changed();
     fs.mkdirSync(runDir, { recursive: true });
@@ -270,12 +275,7 @@ describe('SimSiam extension', function () {
     const datasetRoot = path.join(workspaceRoot(), 'damaged-run');
     const runDir = path.join(datasetRoot, '.simsiam', 'runs', '20260101-000000-garbled');
     const find = () => api.experiments().find((r) => r.runDir === runDir);
-    const changed = () => new Promise<void>((resolve) => {
-      const subscription = api.onDidChangeExperiments(() => {
-        subscription.dispose();
-        resolve();
-      });
-    });
+    const changed = () => nextExperimentsChange(api);
     api.experiments();
     const listed = changed();
     fs.mkdirSync(runDir, { recursive: true });
