@@ -311,6 +311,14 @@ describe('checkpoint files are checked when read', function () {
     assert.strictEqual(pointer().step, 10, 'checkpoint.json is written again');
   });
 
+  it('uses the checkpoint folder on disk when a crash came before checkpoint.json named it', async () => {
+    fs.rmSync(path.join(runDir, 'checkpoint.json'));
+    const loaded = await loadLastGoodCheckpoint(runDir, () => undefined);
+    assert.strictEqual(loaded?.step, 10);
+    dispose(loaded);
+    assert.strictEqual(pointer().step, 10, 'checkpoint.json is written');
+  });
+
   describe('half-written checkpoints', () => {
     const children: ChildProcess[] = [];
     after(() => children.forEach((child) => child.kill()));

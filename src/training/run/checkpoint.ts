@@ -350,7 +350,9 @@ export async function loadLastGoodCheckpoint(runDir: string, onRefused: (refused
   let pointer: CheckpointPointer | null = null;
   try {
     pointer = readCheckpointPointer(runDir);
-    if (!pointer) return null;
+    // No pointer: before the first checkpoint, or a crash between a folder's rename and the
+    // pointer's write; in the second case the folder on disk is the checkpoint to use.
+    if (!pointer && checkpointFolders(runDir).length === 0) return null;
   } catch (error) {
     // A garbled checkpoint.json names no step: every checkpoint folder on disk is a candidate.
     refuse(new CheckpointError((error as Error).message, 'The newest intact checkpoint on disk is used instead.'));
