@@ -83,12 +83,12 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
       const { dataset, ...images } = await scanForTraining(record.dataset.root, path.dirname(runDir), config, emit, stop);
       if (stop.requested) {
         disposeCheckpoint(checkpoint);
-        return stoppedBeforeStart(runDir, emit);
+        return stoppedBeforeStart(runDir, checkpoint, emit);
       }
       const perEpoch = batchesPerEpoch(dataset.train.length, config.batchSize);
       if (checkpoint.step >= config.epochs * perEpoch) {
         throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(checkpoint.step / perEpoch)} epochs ` +
-          `(step ${checkpoint.step}): resume it with more epochs than that.`, 'epochs');
+          `(step ${checkpoint.step}): resume it with more epochs than that.`);
       }
       await refuseStepsTooLargeForWasm(config, backend.name, emit);
       const updated: RunRecord = { ...record, config, backend: backend.detail };
@@ -107,8 +107,8 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
 }
 
 /** A stop that came while a resumed run's images were read: nothing was trained or written. */
-function stoppedBeforeStart(runDir: string, emit: Emit): DoneMessage {
-  const done: DoneMessage = message({ type: 'done', status: 'stopped', step: 0, epoch: 0, runDir });
+function stoppedBeforeStart(runDir: string, at: { step: number; epoch: number }, emit: Emit): DoneMessage {
+  const done: DoneMessage = message({ type: 'done', status: 'stopped', step: at.step, epoch: at.epoch, runDir });
   emit(done);
   return done;
 }

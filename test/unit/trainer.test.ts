@@ -152,6 +152,13 @@ describe('trainer', function () {
     assert.strictEqual(stopped.step, 4);
     assert.strictEqual(readStatus(stopped.runDir).status, 'stopped');
     assert.strictEqual(readCheckpointPointer(stopped.runDir)?.step, 4);
+    // A resume stopped while its images are read trains nothing and says where the run stands.
+    const early = new StopSignal();
+    early.request();
+    const untouched = fs.readFileSync(path.join(stopped.runDir, 'metrics.jsonl'), 'utf8');
+    assert.deepStrictEqual(await resumeTraining({ runDir: stopped.runDir }, () => undefined, early),
+      message({ type: 'done', status: 'stopped', step: 4, epoch: 1, runDir: stopped.runDir }));
+    assert.strictEqual(fs.readFileSync(path.join(stopped.runDir, 'metrics.jsonl'), 'utf8'), untouched);
     const resumed = await resumeTraining({ runDir: stopped.runDir }, collect(messages), new StopSignal());
     assert.strictEqual(resumed.status, 'completed');
     assert.strictEqual(resumed.step, straight.step);
