@@ -3,6 +3,7 @@
 // engine (tfjs, sharp) runs in forked processes: this bundle never imports it.
 import * as vscode from 'vscode';
 import { EngineProcess } from './host/engineProcess';
+import { printableLog } from './host/printableLog';
 import { WASM_DIR_ENV } from './training/protocol';
 import { RunCatalog } from './host/runCatalog';
 import { TrainingManager } from './host/training';
@@ -14,7 +15,7 @@ import { createApi, type SimSiamApi } from './host/api';
 import { ExperimentPanels, PANEL_VIEW_TYPE } from './host/panel/experimentPanels';
 
 export function activate(context: vscode.ExtensionContext): SimSiamApi {
-  const log = vscode.window.createOutputChannel('SimSiam', { log: true });
+  const log = printableLog(vscode.window.createOutputChannel('SimSiam', { log: true }));
   const distDir = vscode.Uri.joinPath(context.extensionUri, 'dist').fsPath;
   const launch = (label: string) => new EngineProcess({
     script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engineProcess.js').fsPath,
