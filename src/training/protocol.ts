@@ -39,7 +39,7 @@ export type DatasetSummary = v.InferOutput<typeof DatasetSummarySchema>;
 export class ProtocolError extends Error {}
 
 const protocol = new VersionedProtocol(PROTOCOL_VERSION, ProtocolError);
-const versioned = <T extends string, E extends v.ObjectEntries>(type: T, entries: E) => protocol.message(type, entries);
+const versioned = protocol.message;
 
 const TrainRequestSchema = versioned('train', {
   folder: text,

@@ -22,9 +22,8 @@ export class VersionedProtocol<V extends number> {
   constructor(readonly version: V, private readonly ErrorType: new (text: string) => Error) {}
 
   /** The schema of one message type: its fields, the protocol's version and the type tag. */
-  message<T extends string, E extends v.ObjectEntries>(type: T, entries: E) {
-    return v.object({ v: v.literal(this.version), type: v.literal(type), ...entries });
-  }
+  readonly message = <T extends string, E extends v.ObjectEntries>(type: T, entries: E) =>
+    v.object({ v: v.literal(this.version), type: v.literal(type), ...entries });
 
   /** `raw` checked against `schema` (a variant of messages), or an error naming the sender, the type and the field. */
   parse<S extends v.GenericSchema>(schema: S, raw: unknown, side: string): v.InferOutput<S> {

@@ -95,7 +95,7 @@ export function parsePanelState(raw: unknown): PanelState | null {
   return result.success ? result.output : null;
 }
 
-const versioned = <T extends string, E extends v.ObjectEntries>(type: T, entries: E) => protocol.message(type, entries);
+const versioned = protocol.message;
 
 // ---- extension → webview -------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type TrainConfig } from '../../src/training/config';
 import { buildSimSiam } from '../../src/training/model/simsiam';
 import { saveCheckpoint } from '../../src/training/run/checkpoint';
-import { createRunDir, readCheckpointPointer, writeFileAtomic, writeJsonAtomic, writeStatus, RUN_FILE, type RunRecord } from '../../src/training/run/runStore';
+import { readCheckpointPointer, writeFileAtomic, writeJsonAtomic, RUN_FILE, type RunRecord } from '../../src/training/run/runStore';
+import { writeFinishedRun } from './runFolders';
 import { Rng } from '../../src/training/data/rng';
 import type { EngineMessage } from '../../src/training/protocol';
 import { INDEX_DIR, loadIndex, readManifest } from '../../src/training/retrieval/embeddingIndex';
@@ -35,13 +36,8 @@ async function makeFixture(): Promise<Fixture> {
     await writeImage(path.join(data, 'a', `img${i}.png`), 10 + i);
     await writeImage(path.join(data, 'b', `img${i}.png`), 20 + i);
   }
-  const { dir: runDir, id } = createRunDir(path.join(root, 'runs'), 'index-test');
-  const record: RunRecord = {
-    id, name: 'index-test', createdAt: new Date().toISOString(), config: CONFIG,
-    dataset: { root: data, trainImages: 6, testImages: 0, classes: ['a', 'b'] }, backend: 'wasm',
-  };
-  writeJsonAtomic(path.join(runDir, RUN_FILE), record);
-  writeStatus(runDir, { status: 'completed', step: 10, epoch: 1 });
+  const runDir = writeFinishedRun(path.join(root, 'runs'), 'index-test', CONFIG,
+    { root: data, trainImages: 6, testImages: 0, classes: ['a', 'b'] });
   const model = buildSimSiam(CONFIG);
   const state = Object.fromEntries(model.trainableWeights.map((w) => [w.originalName, tf.zeros(w.shape as number[])]));
   await saveCheckpoint(runDir, model, state, 10, 1);

@@ -10,7 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { resolveConfig, type TrainConfig } from '../../src/training/config';
 import { buildSimSiam } from '../../src/training/model/simsiam';
 import { saveCheckpoint } from '../../src/training/run/checkpoint';
-import { createRunDir, writeJsonAtomic, writeStatus, RUN_FILE, type RunRecord } from '../../src/training/run/runStore';
+import { createRunDir, RUN_FILE } from '../../src/training/run/runStore';
+import { writeFinishedRun } from './runFolders';
 import { Rng } from '../../src/training/data/rng';
 import { PROTOCOL_VERSION, type EngineMessage } from '../../src/training/protocol';
 import { INDEX_DIR, loadIndex } from '../../src/training/retrieval/embeddingIndex';
@@ -52,13 +53,8 @@ async function makeFixture(): Promise<Fixture> {
   const data = path.join(root, 'data');
   for (let i = 0; i < 6; i++) await writeImage(path.join(data, 'a', `img${i}.png`), 100 + i);
   for (let i = 0; i < 5; i++) await writeImage(path.join(data, 'b', `img${i}.png`), 200 + i, 30, 18);
-  const { dir: runDir, id } = createRunDir(path.join(root, 'runs'), 'retrieval-test');
-  const record: RunRecord = {
-    id, name: 'retrieval-test', createdAt: new Date().toISOString(), config: CONFIG,
-    dataset: { root: data, trainImages: 11, testImages: 0, classes: ['a', 'b'] }, backend: 'wasm',
-  };
-  writeJsonAtomic(path.join(runDir, RUN_FILE), record);
-  writeStatus(runDir, { status: 'completed', step: 10, epoch: 1 });
+  const runDir = writeFinishedRun(path.join(root, 'runs'), 'retrieval-test', CONFIG,
+    { root: data, trainImages: 11, testImages: 0, classes: ['a', 'b'] });
   await writeCheckpoint(runDir, 0, 10);
   return { root, data, runDir };
 }

@@ -16,8 +16,6 @@ import { count, describeIssue } from '../versioned';
 import { runLockState, type LockHolder } from './runLock';
 import { storedConfig, type TrainConfig } from '../config';
 
-export { isProcessAlive } from './runLock';
-
 export const RUN_FILE = 'run.json';
 export const STATUS_FILE = 'status.json';
 export const METRICS_FILE = 'metrics.jsonl';
