@@ -2,7 +2,13 @@
 // another, shows their output as it comes, and ends with one closing line `N passed, N failed`
 // summing them, which is what CI reads. A suite that crashes before its own closing line counts
 // as one failure, so a broken harness can never look green.
+//
+// Before the suites, every script in scripts/prepare/ runs (sorted by name): each readies one
+// optional piece of the environment that some tests exercise (a native backend, a GPU driver).
+// A script exits 0 both when it prepared its piece and when this machine cannot have it (it says
+// why, and the tests that need the piece skip); any other exit counts as a failed suite.
 import { spawn } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 
 interface Suite { name: string; command: string; args: string[] }
@@ -16,6 +22,23 @@ const SUITES: Suite[] = [
   { name: 'vscode', command: 'npm', args: ['run', '--silent', 'test:vscode'] },
   { name: 'ui', command: 'npm', args: ['run', '--silent', 'test:ui'] },
 ];
+
+const PREPARE_DIR = path.join(ROOT, 'scripts', 'prepare');
+
+function prepareSteps(): Suite[] {
+  if (!fs.existsSync(PREPARE_DIR)) return [];
+  return fs.readdirSync(PREPARE_DIR).filter((name) => name.endsWith('.sh')).sort()
+    .map((name) => ({ name: `prepare ${name}`, command: 'bash', args: [path.join(PREPARE_DIR, name)] }));
+}
+
+/** Runs a preparation step; it has no closing line, so only its exit status counts. */
+function prepare(step: Suite): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(step.command, step.args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => resolve(code === 0));
+  });
+}
 
 const CLOSING_LINE = /^(?:\w+: )?(\d+) passed, (\d+) failed/;
 
@@ -46,6 +69,13 @@ async function main(): Promise<void> {
   let passed = 0;
   let failed = 0;
   const summary: string[] = [];
+  for (const step of prepareSteps()) {
+    const started = Date.now();
+    console.log(`\n=== ${step.name} ===`);
+    const ok = await prepare(step);
+    if (!ok) failed += 1;
+    summary.push(`${step.name}: ${ok ? 'ready' : 'FAILED'} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
   for (const suite of SUITES.filter((s) => !only.length || only.includes(s.name))) {
     const started = Date.now();
     console.log(`\n=== ${suite.name} tests ===`);
