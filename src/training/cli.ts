@@ -10,6 +10,7 @@ import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, Training
 import type { EngineMessage, MetricRecord, StepRecord } from './protocol';
 import { embedRun, findSimilar, findDuplicates, exportEmbeddings } from './retrieval/service';
 import { printable, printableJson } from './printable';
+import { collectEnvironment, formatEnvironment } from './doctor/environment';
 
 const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -330,6 +331,18 @@ function buildProgram(io: Outputs): Command {
     .action(async (run: string, o) => {
       const files = await exportEmbeddings(path.resolve(run), o.format, o.out, humanReporter(io.err.stream));
       io.out.line(`wrote ${files.map((f) => printable(f)).join(', ')}`);
+    });
+
+  program.command('doctor')
+    .description('what this machine offers: each backend (loaded, or why not, and a 3-step speed probe), WebGPU adapters, versions, cores, memory')
+    .addOption(new Option('--backend <names...>', 'check only these backends').choices([...BACKEND_CHOICES]))
+    .option('--json', 'print the report as JSON')
+    .action(async (o) => {
+      const report = await collectEnvironment((b) => {
+        if (!o.json) io.err.line(`checked ${b.name}: ${b.loaded ? 'loads' : 'not available'}`);
+      }, o.backend ?? BACKEND_CHOICES);
+      if (o.json) io.out.line(printableJson(report));
+      else for (const line of formatEnvironment(report)) io.out.line(printableMessage(line));
     });
 
   return program;

@@ -4,6 +4,8 @@
 import { parseHostMessage, message, ProtocolError, type EngineMessage, type HostMessage } from './protocol';
 import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, TrainingError } from './trainer';
 import { handleRetrievalRequest } from './retrieval/service';
+import { collectEnvironment, formatEnvironment } from './doctor/environment';
+import { BACKEND_CHOICES } from './config';
 
 /**
  * Messages to a host that is gone are dropped, and the run stops: when the window reloads, the
@@ -42,6 +44,14 @@ async function handle(request: HostMessage): Promise<void> {
     case 'similar':
       await handleRetrievalRequest(request, send);
       break;
+    case 'environment': {
+      let done = 0;
+      const report = await collectEnvironment(() => {
+        send(message({ type: 'progress', task: 'check backends', done: ++done, total: BACKEND_CHOICES.length }));
+      });
+      send(message({ type: 'environment', lines: formatEnvironment(report), backends: report.backends }));
+      break;
+    }
     case 'stop':
       break; // handled on receipt, so it can interrupt a running request
   }

@@ -57,9 +57,12 @@ const ResumeRequestSchema = versioned('resume', {
 const StopRequestSchema = versioned('stop', {});
 const EmbedRequestSchema = versioned('embed', { runDir: text });
 const SimilarRequestSchema = versioned('similar', { runDir: text, image: text, k: v.pipe(count, v.minValue(1)) });
+/** What this machine offers the engine: backends (each tried), GPU adapters, versions. */
+const EnvironmentRequestSchema = versioned('environment', {});
 
 const HostMessageSchema = v.variant('type', [
   TrainRequestSchema, ResumeRequestSchema, StopRequestSchema, EmbedRequestSchema, SimilarRequestSchema,
+  EnvironmentRequestSchema,
 ]);
 
 export type TrainRequest = v.InferOutput<typeof TrainRequestSchema>;
@@ -67,6 +70,7 @@ export type ResumeRequest = v.InferOutput<typeof ResumeRequestSchema>;
 export type StopRequest = v.InferOutput<typeof StopRequestSchema>;
 export type EmbedRequest = v.InferOutput<typeof EmbedRequestSchema>;
 export type SimilarRequest = v.InferOutput<typeof SimilarRequestSchema>;
+export type EnvironmentRequest = v.InferOutput<typeof EnvironmentRequestSchema>;
 export type HostMessage = v.InferOutput<typeof HostMessageSchema>;
 
 // ---- engine → host -------------------------------------------------------------------------
@@ -100,10 +104,20 @@ const ProgressMessageSchema = versioned('progress', { task: text, done: count, t
 export const NeighbourSchema = v.object({ path: text, score: finite, label: v.nullable(text) });
 const SimilarResultMessageSchema = versioned('similarResult', { query: text, neighbours: v.array(NeighbourSchema) });
 const EmbedResultMessageSchema = versioned('embedResult', { runDir: text, images: count, reembedded: count });
+/** Each backend as the doctor found it: loaded (with its speed) or why not. */
+export const BackendStatusSchema = v.object({
+  name: text,
+  loaded: v.boolean(),
+  detail: v.optional(text),
+  reason: v.optional(text),
+  imagesPerSecond: v.optional(v.nullable(finite)),
+});
+/** The doctor's report: `lines` for people (as `simsiam doctor` prints them), `backends` for code. */
+const EnvironmentMessageSchema = versioned('environment', { lines: v.array(text), backends: v.array(BackendStatusSchema) });
 
 const EngineMessageSchema = v.variant('type', [
   StartedMessageSchema, MetricMessageSchema, WarningMessageSchema, CheckpointMessageSchema, DoneMessageSchema, CancelledMessageSchema,
-  ErrorMessageSchema, ProgressMessageSchema, SimilarResultMessageSchema, EmbedResultMessageSchema,
+  ErrorMessageSchema, ProgressMessageSchema, SimilarResultMessageSchema, EmbedResultMessageSchema, EnvironmentMessageSchema,
 ]);
 
 export type StartedMessage = v.InferOutput<typeof StartedMessageSchema>;
@@ -117,6 +131,8 @@ export type ProgressMessage = v.InferOutput<typeof ProgressMessageSchema>;
 export type Neighbour = v.InferOutput<typeof NeighbourSchema>;
 export type SimilarResultMessage = v.InferOutput<typeof SimilarResultMessageSchema>;
 export type EmbedResultMessage = v.InferOutput<typeof EmbedResultMessageSchema>;
+export type BackendStatus = v.InferOutput<typeof BackendStatusSchema>;
+export type EnvironmentMessage = v.InferOutput<typeof EnvironmentMessageSchema>;
 export type EngineMessage = v.InferOutput<typeof EngineMessageSchema>;
 /** How the engine reports: to the extension over IPC, or to the CLI's printer. */
 export type Emit = (message: EngineMessage) => void;
