@@ -3,10 +3,11 @@
 //   dist/engineProcess.js     the engine, forked per training run and for search
 //   dist/<name>Worker.js      the engine's worker threads: every src/training/**/*Worker.ts, which the
 //                             engine starts from path.join(__dirname, '<name>Worker.js')
-//   dist/*.wasm               tfjs' wasm binaries (the engine is told where via SIMSIAM_WASM_DIR),
-//                             and the augmentation kernels (scripts/buildKernels.mjs)
+//   dist/*.wasm               tfjs' wasm binaries that Node loads (the engine is told where via
+//                             SIMSIAM_WASM_DIR), and the augmentation kernels (scripts/buildKernels.mjs)
 //   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
-// sharp (native) stays external and ships in node_modules inside the .vsix (see scripts/package.mjs).
+// sharp and webgpu (native) stay external and ship in node_modules inside each platform's .vsix
+// (see scripts/package.mjs); @tensorflow/tfjs-backend-webgpu is plain JavaScript and is bundled.
 //
 // node scripts/build.mjs [--production]   (--production minifies and drops source maps)
 import * as esbuild from 'esbuild';
@@ -21,7 +22,13 @@ const dist = path.join(root, 'dist');
 const mediaDist = path.join(root, 'media', 'dist');
 
 /** Optional or native packages resolved at run time from node_modules, never bundled. */
-const ENGINE_EXTERNALS = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+const ENGINE_EXTERNALS = ['sharp', 'webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'];
+
+/**
+ * The tfjs wasm binaries the engine can load. tfjs never starts wasm threads in Node, so
+ * tfjs-backend-wasm-threaded-simd.wasm would only be dead weight in the package.
+ */
+export const WASM_BINARIES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'];
 
 const common = {
   bundle: true,
@@ -45,7 +52,7 @@ async function build() {
   fs.rmSync(dist, { recursive: true, force: true });
   fs.rmSync(mediaDist, { recursive: true, force: true });
   const started = Date.now();
-  const [extension] = await Promise.all([
+  const [extension, engine] = await Promise.all([
     esbuild.build({ ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: dist, external: ['vscode'] }),
     esbuild.build({
       ...node,
@@ -59,7 +66,8 @@ async function build() {
     }),
   ]);
   checkExtensionStaysLight(extension.metafile);
-  for (const file of fs.readdirSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist')).filter((f) => f.endsWith('.wasm'))) {
+  checkOneTfjsCore(engine.metafile);
+  for (const file of WASM_BINARIES) {
     fs.copyFileSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', file), path.join(dist, file));
   }
   await buildKernels(path.join(dist, KERNELS_FILE));
@@ -80,10 +88,24 @@ function checkExtensionStaysLight(metafile) {
     'src/training/data/dataset.ts', 'src/training/data/rng.ts', 'src/training/paths.ts',
   ]);
   const offending = Object.keys(metafile.inputs).filter((input) =>
-    /node_modules\/(@tensorflow|sharp|@img)\//.test(input) ||
+    /node_modules\/(@tensorflow|sharp|@img|webgpu)\//.test(input) ||
     (input.startsWith('src/training/') && !allowedEngineModules.has(input)));
   if (offending.length) {
     throw new Error(`dist/extension.js must not include the engine or its native dependencies, but it bundles:\n  ${offending.join('\n  ')}`);
+  }
+}
+
+/**
+ * Every tfjs package in the engine must register its kernels with the same tfjs-core: a backend
+ * bundled with a second copy (a mismatched @tensorflow/tfjs-backend-webgpu, say) would register
+ * where the engine never looks. In the package the bundle is all there is, so this is checked here.
+ */
+function checkOneTfjsCore(metafile) {
+  const copies = new Set(Object.keys(metafile.inputs)
+    .map((input) => input.match(/^(.*node_modules\/@tensorflow\/tfjs-core)\//)?.[1]).filter(Boolean));
+  if (copies.size > 1) {
+    throw new Error(`the engine bundles ${copies.size} copies of @tensorflow/tfjs-core (${[...copies].join(', ')}): ` +
+      'give every @tensorflow/tfjs-* dependency in package.json the same version and run npm install');
   }
 }
 

@@ -1,8 +1,9 @@
 // The user-level UI test: the packaged .vsix installed into a fresh VS Code (code-server), driven
-// in Chromium the way a person would. A failed run's panel says why where the charts are, with
+// in Chromium the way a person would. The getting-started walkthrough opens from Welcome: Open
+// Walkthrough… with its steps and their pages. A failed run's panel says why where the charts are, with
 // axes that count in whole numbers and solid curves in every built-in theme; Command Palette →
 // SimSiam: Train Folder → the panel's loss chart gets points and the run finishes; right-click an
-// image in the Explorer → Find Similar Images → the gallery shows its thumbnails, captioned with
+// image in the Explorer → Find Similar Images (menus show commands without their category) → the gallery shows its thumbnails, captioned with
 // their paths. Screenshots go to test-output/ui/.
 //
 // Run: npm run test:ui   (packages the .vsix first). SIMSIAM_VSCODE_HEADED=1 shows the browser.
@@ -24,6 +25,8 @@ import { makeLabelledFolder } from '../vscode/suite/fixtures';
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const outputDir = path.join(repoRoot, 'test-output', 'ui');
 const STEP_TIMEOUT_MS = 120_000;
+/** The walkthrough in package.json (contributes.walkthroughs): its title, and its steps' titles in a trusted workspace. */
+const WALKTHROUGH = { title: 'Get Started with SimSiam Lab', steps: ['Train on a folder of images', 'Watch the curves', 'Find similar images'] };
 
 function findVsix(): string {
   const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
@@ -205,6 +208,35 @@ async function main(): Promise<number> {
       await shot('01-experiments-welcome');
     });
 
+    await step('Welcome: Open Walkthrough… → SimSiam Lab shows its steps, the first with its page and a working Train Folder link', async () => {
+      await runCommand(page, 'Welcome: Open Walkthrough');
+      await acceptQuickPick(page, WALKTHROUGH.title, 'SimSiam');
+      const editor = page.locator('.gettingStartedContainer');
+      await editor.getByText(WALKTHROUGH.title, { exact: true }).first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+      const shown = async () => (await editor.locator('.getting-started-step .step-title').evaluateAll((titles) =>
+        titles.filter((t) => (t as HTMLElement).offsetParent !== null).map((t) => t.textContent?.trim() ?? '')));
+      await until('the walkthrough\'s steps', async () => JSON.stringify(await shown()) === JSON.stringify(WALKTHROUGH.steps), 30_000)
+        .catch(async (error) => {
+          throw new Error(`${(error as Error).message}; it shows ${JSON.stringify(await shown())}`);
+        });
+      // The open step's page is media/walkthrough/train.md, rendered in a webview: it shipped in the .vsix.
+      await until("the first step's page", async () => {
+        for (const frame of page.frames()) {
+          if (await frame.locator('h1', { hasText: 'Train on a folder of images' }).count().catch(() => 0)) return true;
+        }
+        return false;
+      }, 30_000);
+      await shot('00-walkthrough');
+      // The first step's link runs Train Folder (VS Code activates the extension for a contributed command).
+      await editor.getByText('Train a Folder', { exact: true }).first().click();
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: path.basename(workspace) }).first()
+        .waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+      await page.keyboard.press('Escape');
+      await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 10_000 });
+      await runCommandFromPalette(page, 'View: Close Editor');
+      await editor.waitFor({ state: 'hidden', timeout: 30_000 });
+    });
+
     const failed = writeFailedRun(fs.realpathSync(workspace));
 
     await step("a failed run's panel says why where the charts are, counts steps and epochs in whole numbers, and keeps a lone point's axis narrow", async () => {
@@ -286,7 +318,7 @@ async function main(): Promise<number> {
       await shot('03-trained');
     });
 
-    await step('right-click an image in the Explorer → SimSiam: Find Similar Images', async () => {
+    await step('right-click an image in the Explorer → Find Similar Images', async () => {
       await page.keyboard.press('Control+Shift+E');
       const tree = page.locator('.explorer-folders-view');
       await tree.waitFor({ state: 'visible' });
@@ -298,7 +330,7 @@ async function main(): Promise<number> {
       await image.waitFor({ state: 'visible' });
       await image.click({ button: 'right' });
       await sleep(300);
-      const entry = page.locator('.context-view .action-label', { hasText: 'SimSiam: Find Similar Images' }).first();
+      const entry = page.locator('.context-view .action-label', { hasText: exactText('Find Similar Images') }).first();
       await entry.waitFor({ state: 'visible' });
       await entry.click();
     });
@@ -463,7 +495,7 @@ async function main(): Promise<number> {
   }
   fs.rmSync(untrusted, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 13;
+  const expected = 14;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);
