@@ -21,6 +21,8 @@ const SUITES: Suite[] = [
   { name: 'unit', command: process.execPath, args: [mochaBin, '--reporter', reporter] },
   { name: 'vscode', command: 'npm', args: ['run', '--silent', 'test:vscode'] },
   { name: 'ui', command: 'npm', args: ['run', '--silent', 'test:ui'] },
+  // After ui: test:ui's `npm run package` builds every target's .vsix, which this unpacks and checks.
+  { name: 'package', command: 'npm', args: ['run', '--silent', 'test:package'] },
 ];
 
 const PREPARE_DIR = path.join(ROOT, 'scripts', 'prepare');

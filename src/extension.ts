@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import { EngineProcess } from './host/engineProcess';
 import { printableLog } from './host/printableLog';
-import { WASM_DIR_ENV } from './training/protocol';
+import { BACKENDS_DIR_ENV, WASM_DIR_ENV } from './training/protocol';
 import { RunCatalog } from './host/runCatalog';
 import { TrainingManager } from './host/training';
 import { RetrievalClient } from './host/retrieval';
@@ -13,14 +13,18 @@ import { TrainingStatusBar } from './host/trainingUi';
 import { Commands, type RunTarget } from './host/commands';
 import { createApi, type SimSiamApi } from './host/api';
 import { ExperimentPanels, PANEL_VIEW_TYPE } from './host/panel/experimentPanels';
+import type { NativeVariant } from './host/nativeBackendInstaller';
+import { backendsDir, setUpNativeBackend } from './host/nativeBackendSetup';
+import { EnvironmentCheck } from './host/environmentCheck';
 
 export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const log = printableLog(vscode.window.createOutputChannel('SimSiam', { log: true }));
   const distDir = vscode.Uri.joinPath(context.extensionUri, 'dist').fsPath;
   const launch = (label: string) => new EngineProcess({
     script: vscode.Uri.joinPath(context.extensionUri, 'dist', 'engineProcess.js').fsPath,
-    // The bundle ships tfjs' wasm binaries next to the engine (scripts/build.mjs copies them).
-    env: { [WASM_DIR_ENV]: distDir },
+    // The bundle ships tfjs' wasm binaries next to the engine (scripts/build.mjs copies them);
+    // native backends are installed into global storage by "SimSiam: Set Up Native Backend".
+    env: { [WASM_DIR_ENV]: distDir, [BACKENDS_DIR_ENV]: backendsDir(context) },
     log, label,
   });
 
@@ -31,6 +35,7 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const view = new ExperimentsView(catalog, training);
   const statusBar = new TrainingStatusBar(training);
   const commands = new Commands(catalog, training, panels, log);
+  const environment = new EnvironmentCheck(launch, log);
 
   const treeView = vscode.window.createTreeView('simsiam.experiments', { treeDataProvider: view, showCollapseAll: false });
   const register = (id: string, handler: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, handler);
@@ -47,6 +52,8 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     register('simsiam.revealExperiment', (target?: RunTarget) => commands.revealRun(target)),
     register('simsiam.refreshExperiments', () => catalog.rescan()),
     register('simsiam.showLog', () => log.show()),
+    register('simsiam.setupNativeBackend', (variant?: NativeVariant) => setUpNativeBackend(context, log, variant)),
+    register('simsiam.showEnvironment', () => environment.show()),
     vscode.workspace.onDidGrantWorkspaceTrust(() => view.refresh()),
   );
   // On shutdown the disposables stop running trainings (each saves a checkpoint) and close the engines.

@@ -19,6 +19,8 @@ export const PROTOCOL_VERSION = 2;
 
 /** The engine's tfjs backend reads the folder of tfjs' wasm binaries from this variable. */
 export const WASM_DIR_ENV = 'SIMSIAM_WASM_DIR';
+/** Folder whose node_modules holds native backends installed by "SimSiam: Set Up Native Backend" (see tfjs/externalBackends.ts). */
+export const BACKENDS_DIR_ENV = 'SIMSIAM_BACKENDS_DIR';
 
 const text = v.string();
 
