@@ -43,7 +43,9 @@ export const TARGETS = {
 };
 
 /** What the repository ships besides node_modules; .vscodeignore picks the files inside. */
-const SHIPPED_PATHS = ['LICENSE', 'CHANGELOG.md', 'docs/EXTENSION.md', 'dist', 'media'];
+/** The bundled sample (1,200 Fashion-MNIST PNGs, ~0.7 MB): the walkthrough's first run trains on it. */
+const SAMPLE = 'sample/fashion-mnist';
+const SHIPPED_PATHS = ['LICENSE', 'CHANGELOG.md', 'docs/EXTENSION.md', 'dist', 'media', SAMPLE];
 
 export const vsixPath = (target) => path.join(root, `${pkg.name}-${pkg.version}-${target}.vsix`);
 
@@ -113,7 +115,8 @@ function stageBuild(target, staging) {
     fs.rmSync(path.join(staging, entry), { recursive: true, force: true });
   }
   for (const shipped of SHIPPED_PATHS) {
-    fs.cpSync(path.join(root, shipped), path.join(staging, shipped), { recursive: true });
+    // Runs trained on the sample in this checkout (sample/fashion-mnist/.simsiam) stay out.
+    fs.cpSync(path.join(root, shipped), path.join(staging, shipped), { recursive: true, filter: (source) => !source.includes(`${path.sep}.simsiam`) });
   }
   const dependencies = Object.fromEntries(Object.keys(nativeDependencies(target)).map((name) => [name, pkg.dependencies[name]]));
   fs.writeFileSync(path.join(staging, 'package.json'), JSON.stringify({ ...pkg, dependencies }, null, 2) + '\n');
@@ -159,7 +162,7 @@ export function checkListing(target, listing) {
     'dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`),
     ...WASM_BINARIES.map((file) => `dist/${file}`), 'dist/augmentKernels.wasm',
     'media/dist/panel.js', 'media/dist/uPlot.min.css', 'media/panel.css', 'media/simsiam.svg', 'media/icon.png',
-    ...walkthroughMedia(),
+    ...walkthroughMedia(), `${SAMPLE}/README.md`, ...sampleImages(),
     'node_modules/sharp/package.json', 'node_modules/sharp/lib/index.js', 'node_modules/sharp/lib/libvips.js',
     'node_modules/@img/colour/package.json', 'node_modules/@img/colour/index.cjs',
     'node_modules/detect-libc/package.json', 'node_modules/detect-libc/lib/detect-libc.js',
@@ -176,7 +179,8 @@ export function checkListing(target, listing) {
     const file = entry.replace(/^extension\//, '');
     const img = file.match(/^node_modules\/@img\/sharp-(?:libvips-)?([^/]+)\//);
     const dawnBuild = file.match(/^node_modules\/webgpu\/dist\/([^/]+)\//);
-    return /^(src|test|out|sample|scripts|bench|docs|\.package)\//.test(file) ||
+    return /^(src|test|out|scripts|bench|docs|\.package)\//.test(file) ||
+      (file.startsWith('sample/') && !file.startsWith(`${SAMPLE}/`)) || file.includes('/.simsiam/') ||
       /^media\/src\//.test(file) ||
       /\.(ts|mts|cts|map|cc|cpp|c|h|hpp|gyp)$/.test(file) ||
       /(^|\/)tfjs-backend-wasm-threaded-simd\.wasm$/.test(file) ||
@@ -187,6 +191,12 @@ export function checkListing(target, listing) {
       (!dawn && file.startsWith('node_modules/webgpu/'));
   });
   return { missing, forbidden };
+}
+
+/** Every image of the bundled sample, which "Train the Sample" trains on. */
+function sampleImages() {
+  return fs.readdirSync(path.join(root, SAMPLE), { recursive: true })
+    .filter((file) => file.endsWith('.png') && !file.includes('.simsiam')).map((file) => `${SAMPLE}/${file.split(path.sep).join('/')}`);
 }
 
 /** The markdown files the walkthrough's steps show (package.json contributes.walkthroughs). */

@@ -54,6 +54,8 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     register('simsiam.showLog', () => log.show()),
     register('simsiam.setupNativeBackend', (variant?: NativeVariant) => setUpNativeBackend(context, log, variant)),
     register('simsiam.showEnvironment', () => environment.show()),
+    register('simsiam.trainSample', () => commands.trainSample(
+      vscode.Uri.joinPath(context.extensionUri, 'sample', 'fashion-mnist').fsPath, context.globalStorageUri.fsPath)),
     vscode.workspace.onDidGrantWorkspaceTrust(() => view.refresh()),
   );
   // On shutdown the disposables stop running trainings (each saves a checkpoint) and close the engines.

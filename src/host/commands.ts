@@ -41,6 +41,29 @@ export class Commands {
 
   // ---- Train Folder --------------------------------------------------------------------------
 
+  /**
+   * The walkthrough's first run: the sample shipped in the extension (1,200 Fashion-MNIST images),
+   * trained with the tiny preset. Runs are written beside a dataset, and the extension's own folder
+   * is replaced on every update, so the sample is first copied into the extension's storage.
+   */
+  async trainSample(bundledSample: string, storage: string): Promise<TrainingSession | undefined> {
+    if (!this.requireTrust('Training')) return undefined;
+    const folder = path.join(storage, path.basename(bundledSample));
+    try {
+      if (!fs.existsSync(folder)) {
+        // Copied under another name and renamed, so an interrupted copy is never taken for the sample.
+        const partial = `${folder}.partial`;
+        await fs.promises.rm(partial, { recursive: true, force: true });
+        await fs.promises.cp(bundledSample, partial, { recursive: true, filter: (source) => !source.includes('.simsiam') });
+        await fs.promises.rename(partial, folder);
+      }
+    } catch (error) {
+      void showError(`SimSiam: could not copy the sample to ${folder}: ${(error as Error).message}`);
+      return undefined;
+    }
+    return this.trainFolder(vscode.Uri.file(folder), { preset: 'tiny' });
+  }
+
   async trainFolder(folderUri?: vscode.Uri, choices: TrainChoices = {}): Promise<TrainingSession | undefined> {
     if (!this.requireTrust('Training')) return undefined;
     const folder = folderUri?.fsPath ?? (await this.pickFolder());

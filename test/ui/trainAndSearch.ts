@@ -26,7 +26,7 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..');
 const outputDir = path.join(repoRoot, 'test-output', 'ui');
 const STEP_TIMEOUT_MS = 120_000;
 /** The walkthrough in package.json (contributes.walkthroughs): its title, and its steps' titles in a trusted workspace. */
-const WALKTHROUGH = { title: 'Get Started with SimSiam Lab', steps: ['Train on a folder of images', 'Watch the curves', 'Find similar images'] };
+const WALKTHROUGH = { title: 'Get Started with SimSiam Lab', steps: ['Train on the sample', 'Watch the curves', 'Find similar images'] };
 
 function findVsix(): string {
   const manifest = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { name: string; version: string };
@@ -222,7 +222,7 @@ async function main(): Promise<number> {
       // The open step's page is media/walkthrough/train.md, rendered in a webview: it shipped in the .vsix.
       await until("the first step's page", async () => {
         for (const frame of page.frames()) {
-          if (await frame.locator('h1', { hasText: 'Train on a folder of images' }).count().catch(() => 0)) return true;
+          if (await frame.locator('h1', { hasText: 'Train on the sample' }).count().catch(() => 0)) return true;
         }
         return false;
       }, 30_000);
