@@ -2,7 +2,7 @@
 // sends a full history when the run starts, resumes or its files change, and live records as they
 // arrive); they are merged by the protocol's mergeMetrics, the one place that de-duplicates
 // metric histories. Free of the DOM, so a unit test can apply messages to it.
-import { mergeMetrics, type EpochRecord, type EvalRecord, type MetricRecord, type StepRecord } from '../../src/training/protocol';
+import { mergeMetrics, type EpochRecord, type EvalRecord, type EvaluationRecord, type MetricRecord, type StepRecord } from '../../src/training/protocol';
 
 export interface ChartCounts { stepPoints: number; epochPoints: number; comparePoints: number }
 
@@ -11,6 +11,8 @@ export class MetricStore {
   steps: StepRecord[] = [];
   epochs: EpochRecord[] = [];
   evals: EvalRecord[] = [];
+  /** Full evaluations (kNN at k = 20 and 200, linear probe, precision@10) beside their random-init baseline. */
+  evaluations: EvaluationRecord[] = [];
   compare: { label: string; steps: number[]; losses: number[] } | null = null;
 
   /** A whole history: what the panel held before is dropped. */
@@ -18,6 +20,7 @@ export class MetricStore {
     this.steps = [];
     this.epochs = [];
     this.evals = [];
+    this.evaluations = [];
     this.append(records);
   }
 
@@ -27,16 +30,17 @@ export class MetricStore {
     // merged: a long run holds ~10⁵ records and takes an append every 100 ms.
     const from = records.reduce((min, r) => Math.min(min, r.step), Number.POSITIVE_INFINITY);
     const tail = (view: MetricRecord[]) => view.splice(firstAtOrAfter(view, from));
-    for (const record of mergeMetrics(tail(this.steps), tail(this.epochs), tail(this.evals), records)) {
+    for (const record of mergeMetrics(tail(this.steps), tail(this.epochs), tail(this.evals), tail(this.evaluations), records)) {
       if (record.kind === 'step') this.steps.push(record);
       else if (record.kind === 'epoch') this.epochs.push(record);
-      else this.evals.push(record);
+      else if (record.kind === 'eval') this.evals.push(record);
+      else this.evaluations.push(record);
     }
   }
 
   /** The last record of each kind, by step. */
   latest(): MetricRecord[] {
-    return [this.evals.at(-1), this.steps.at(-1), this.epochs.at(-1)].filter((r): r is MetricRecord => r !== undefined);
+    return [this.evals.at(-1), this.steps.at(-1), this.epochs.at(-1), this.evaluations.at(-1)].filter((r): r is MetricRecord => r !== undefined);
   }
 
   counts(): ChartCounts {

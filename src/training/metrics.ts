@@ -33,14 +33,39 @@ export const EpochRecordSchema = v.object({
   /** Files skipped so far because they could not be read. */
   skippedFiles: count,
 });
-export const MetricRecordSchema = v.variant('kind', [StepRecordSchema, EvalRecordSchema, EpochRecordSchema]);
+/** The figures of one evaluation, for the trained network or for its random-init baseline. */
+export const EvaluationFiguresSchema = v.object({
+  /** Weighted kNN top-1 (k = 20 and 200, t = 0.1) on l2-normalised backbone features, train → test. */
+  knnTop1At20: finite,
+  knnTop1At200: finite,
+  /** Linear probe top-1: logistic regression on frozen, normalised backbone features (docs/EVALUATION.md). */
+  probeTop1: finite,
+  /** Retrieval: the share of each test image's 10 nearest train images that share its class. */
+  precisionAt10: finite,
+});
+/**
+ * A full evaluation of a checkpoint (at the end of training, or on demand), beside the same
+ * figures for the untrained network of the same config: what self-supervision added.
+ */
+export const EvaluationRecordSchema = v.object({
+  kind: v.literal('evaluation'), step: count, epoch: count,
+  /** null when the dataset has no class folders: there is nothing to score against. */
+  figures: v.nullable(EvaluationFiguresSchema),
+  baseline: v.nullable(EvaluationFiguresSchema),
+  trainImages: count,
+  testImages: count,
+  seconds: finite,
+});
+export const MetricRecordSchema = v.variant('kind', [StepRecordSchema, EvalRecordSchema, EpochRecordSchema, EvaluationRecordSchema]);
 
 export type StepRecord = v.InferOutput<typeof StepRecordSchema>;
 export type EvalRecord = v.InferOutput<typeof EvalRecordSchema>;
 export type EpochRecord = v.InferOutput<typeof EpochRecordSchema>;
+export type EvaluationFigures = v.InferOutput<typeof EvaluationFiguresSchema>;
+export type EvaluationRecord = v.InferOutput<typeof EvaluationRecordSchema>;
 export type MetricRecord = v.InferOutput<typeof MetricRecordSchema>;
 
-const KIND_ORDER: Record<MetricRecord['kind'], number> = { eval: 0, step: 1, epoch: 2 };
+const KIND_ORDER: Record<MetricRecord['kind'], number> = { eval: 0, step: 1, epoch: 2, evaluation: 3 };
 
 /**
  * The one place where overlapping metric histories are merged: one record per (kind, step), the

@@ -11,7 +11,7 @@ import { count, finite, VersionedProtocol, type MessageBody } from './versioned'
 
 export {
   mergeMetrics, RUN_STATUSES, RunStatusSchema, MetricRecordSchema,
-  type EpochRecord, type EvalRecord, type MetricRecord, type RunStatus, type StepRecord,
+  type EpochRecord, type EvalRecord, type EvaluationFigures, type EvaluationRecord, type MetricRecord, type RunStatus, type StepRecord,
 } from './metrics';
 export type { MessageBody } from './versioned';
 
