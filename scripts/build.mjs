@@ -6,6 +6,7 @@
 //   dist/*.wasm               tfjs' wasm binaries that Node loads (the engine is told where via
 //                             SIMSIAM_WASM_DIR), and the augmentation kernels (scripts/buildKernels.mjs)
 //   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
+//   media/dist/runsTable.js   the runs table's script (media/src/runsTable/), uPlot inside too
 // sharp and webgpu (native) stay external and ship in node_modules inside each platform's .vsix
 // (see scripts/package.mjs); @tensorflow/tfjs-backend-webgpu is plain JavaScript and is bundled.
 //
@@ -62,7 +63,7 @@ async function build() {
     }),
     esbuild.build({
       ...common, platform: 'browser', format: 'iife', target: 'es2022',
-      entryPoints: { panel: 'media/src/panel.ts' }, outdir: mediaDist,
+      entryPoints: { panel: 'media/src/panel.ts', runsTable: 'media/src/runsTable/main.ts' }, outdir: mediaDist,
     }),
   ]);
   checkExtensionStaysLight(extension.metafile);
@@ -74,7 +75,8 @@ async function build() {
   fs.copyFileSync(path.join(root, 'node_modules/uplot/dist/uPlot.min.css'), path.join(mediaDist, 'uPlot.min.css'));
   const size = (file) => `${(fs.statSync(file).size / 1024).toFixed(0)} KiB`;
   console.log(`built in ${Date.now() - started} ms${production ? ' (production)' : ''}: ` +
-    ['dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`), 'media/dist/panel.js']
+    ['dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`), 'media/dist/panel.js',
+      'media/dist/runsTable.js']
       .map((f) => `${f} ${size(path.join(root, f))}`).join(', '));
 }
 
@@ -85,7 +87,7 @@ async function build() {
 function checkExtensionStaysLight(metafile) {
   const allowedEngineModules = new Set([
     'src/training/protocol.ts', 'src/training/metrics.ts', 'src/training/versioned.ts', 'src/training/run/runStore.ts', 'src/training/run/runLock.ts', 'src/training/config.ts', 'src/training/printable.ts',
-    'src/training/data/dataset.ts', 'src/training/data/rng.ts', 'src/training/paths.ts',
+    'src/training/data/dataset.ts', 'src/training/data/rng.ts', 'src/training/paths.ts', 'src/training/run/runsReport.ts',
   ]);
   const offending = Object.keys(metafile.inputs).filter((input) =>
     /node_modules\/(@tensorflow|sharp|@img|webgpu)\//.test(input) ||

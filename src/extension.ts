@@ -16,6 +16,7 @@ import { ExperimentPanels, PANEL_VIEW_TYPE } from './host/panel/experimentPanels
 import type { NativeVariant } from './host/nativeBackendInstaller';
 import { backendsDir, setUpNativeBackend } from './host/nativeBackendSetup';
 import { EnvironmentCheck } from './host/environmentCheck';
+import { RunsTablePanels, RUNS_TABLE_VIEW_TYPE, type RunsTableTarget } from './host/runsTable/runsTablePanels';
 
 export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const log = printableLog(vscode.window.createOutputChannel('SimSiam', { log: true }));
@@ -32,6 +33,7 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const training = new TrainingManager(launch, log);
   const retrieval = new RetrievalClient(launch, log);
   const panels = new ExperimentPanels({ extensionUri: context.extensionUri, state: context.workspaceState, catalog, training, retrieval, log });
+  const runsTables = new RunsTablePanels({ extensionUri: context.extensionUri, catalog, log });
   const view = new ExperimentsView(catalog, training);
   const statusBar = new TrainingStatusBar(training);
   const commands = new Commands(catalog, training, panels, log);
@@ -42,6 +44,8 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
   context.subscriptions.push(
     log, catalog, training, retrieval, panels, view, statusBar, treeView,
     vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, panels),
+    runsTables, vscode.window.registerWebviewPanelSerializer(RUNS_TABLE_VIEW_TYPE, runsTables),
+    register('simsiam.openRunsTable', (target?: RunsTableTarget) => runsTables.openCommand(target)),
     // Explorer menus pass (clicked uri, selected uris); only the clicked one is used.
     register('simsiam.trainFolder', (folder?: vscode.Uri) => commands.trainFolder(folder)),
     register('simsiam.stopTraining', (target?: RunTarget) => commands.stopTraining(target)),
@@ -59,5 +63,5 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     vscode.workspace.onDidGrantWorkspaceTrust(() => view.refresh()),
   );
   // On shutdown the disposables stop running trainings (each saves a checkpoint) and close the engines.
-  return createApi(commands, training, view, panels, statusBar);
+  return createApi(commands, training, view, panels, statusBar, runsTables);
 }

@@ -9,6 +9,8 @@ import type { ExperimentsView, RowStatus } from './experimentsView';
 import type { SessionOutcome, TrainingManager, TrainingSession } from './training';
 import type { TrainingStatusBar } from './trainingUi';
 import type { ExperimentPanels } from './panel/experimentPanels';
+import { runsTableApi, type RunsTableApi } from './runsTable/runsTableApi';
+import type { RunsTablePanels } from './runsTable/runsTablePanels';
 
 export interface StartedRun {
   runDir: string;
@@ -27,7 +29,7 @@ export interface PanelProbe {
   gallery: GalleryRenderedReport | null;
 }
 
-export interface SimSiamApi {
+export interface SimSiamApi extends RunsTableApi {
   trainFolder(folder: string, choices?: TrainChoices): Promise<StartedRun>;
   stopRun(runDir: string): Promise<void>;
   resumeRun(runDir: string, epochs?: number): Promise<StartedRun>;
@@ -56,12 +58,13 @@ async function started(session: TrainingSession | undefined, what: string): Prom
 }
 
 export function createApi(commands: Commands, training: TrainingManager, view: ExperimentsView, panels: ExperimentPanels,
-  statusBar: TrainingStatusBar): SimSiamApi {
+  statusBar: TrainingStatusBar, runsTables: RunsTablePanels): SimSiamApi {
   const probe = (runDir: string): PanelProbe | undefined => {
     const panel = panels.get(runDir);
     return panel && { posted: Object.fromEntries(panel.posted), rendered: panel.lastRendered, gallery: panel.lastGallery };
   };
   return {
+    ...runsTableApi(runsTables),
     async trainFolder(folder, choices) {
       return started(await commands.trainFolder(vscode.Uri.file(path.resolve(folder)), { preset: 'tiny', ...choices }), `Training ${folder}`);
     },
