@@ -42,12 +42,15 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const treeView = vscode.window.createTreeView('simsiam.experiments', { treeDataProvider: view, showCollapseAll: false });
   const register = (id: string, handler: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, handler);
   context.subscriptions.push(
-    log, catalog, training, retrieval, panels, view, statusBar, treeView,
+    log, catalog, training, retrieval, panels, view, statusBar, treeView, commands,
     vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, panels),
     runsTables, vscode.window.registerWebviewPanelSerializer(RUNS_TABLE_VIEW_TYPE, runsTables),
     register('simsiam.openRunsTable', (target?: RunsTableTarget) => runsTables.openCommand(target)),
     // Explorer menus pass (clicked uri, selected uris); only the clicked one is used.
     register('simsiam.trainFolder', (folder?: vscode.Uri) => commands.trainFolder(folder)),
+    register('simsiam.trainWithVariations', (folder?: vscode.Uri) => commands.trainWithVariations(folder)),
+    register('simsiam.renameExperiment', (target?: RunTarget) => commands.renameExperiment(target)),
+    register('simsiam.editExperimentNote', (target?: RunTarget) => commands.editExperimentNote(target)),
     register('simsiam.stopTraining', (target?: RunTarget) => commands.stopTraining(target)),
     register('simsiam.resumeTraining', (target?: RunTarget) => commands.resumeTraining(target)),
     register('simsiam.openExperiment', (target?: RunTarget) => commands.openExperiment(target)),

@@ -4,7 +4,8 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { EngineMessage, Neighbour } from '../training/protocol';
 import type { GalleryRenderedReport, RenderedReport } from '../webview/protocol';
-import type { Commands, TrainChoices } from './commands';
+import type { Commands, SweepChoices, TrainChoices } from './commands';
+import type { SweepQueue } from './sweepQueue';
 import type { ExperimentsView, RowStatus } from './experimentsView';
 import type { SessionOutcome, TrainingManager, TrainingSession } from './training';
 import type { TrainingStatusBar } from './trainingUi';
@@ -18,7 +19,7 @@ export interface StartedRun {
   finished: Promise<SessionOutcome>;
 }
 
-export interface ExperimentRow { runDir: string; label: string; description: string; status: RowStatus; contextValue: string }
+export interface ExperimentRow { runDir: string; label: string; description: string; status: RowStatus; contextValue: string; tooltip: string }
 
 export interface PanelProbe {
   /** Counts of messages the extension posted to the webview, by type. */
@@ -31,6 +32,12 @@ export interface PanelProbe {
 
 export interface SimSiamApi extends RunsTableApi {
   trainFolder(folder: string, choices?: TrainChoices): Promise<StartedRun>;
+  /** "Train Folder with Variations" with its prompts answered (`parameters` required, no confirmation); resolves once queued. */
+  trainWithVariations(folder: string, choices: SweepChoices): Promise<SweepQueue>;
+  /** "Rename Experiment" with its input answered; false when refused (see the notification). */
+  renameExperiment(runDir: string, name: string): Promise<boolean>;
+  /** "Edit Experiment Note" with its input answered; an empty note removes it. */
+  editExperimentNote(runDir: string, note: string): Promise<boolean>;
   stopRun(runDir: string): Promise<void>;
   resumeRun(runDir: string, epochs?: number): Promise<StartedRun>;
   findSimilar(image: string, runDir?: string): Promise<{ runDir: string; neighbours: Neighbour[] } | undefined>;
@@ -68,6 +75,14 @@ export function createApi(commands: Commands, training: TrainingManager, view: E
     async trainFolder(folder, choices) {
       return started(await commands.trainFolder(vscode.Uri.file(path.resolve(folder)), { preset: 'tiny', ...choices }), `Training ${folder}`);
     },
+    async trainWithVariations(folder, choices) {
+      if (!choices.parameters) throw new Error('trainWithVariations needs its parameters (the fields to vary and their values).');
+      const queue = await commands.trainWithVariations(vscode.Uri.file(path.resolve(folder)), { preset: 'tiny', confirmed: true, ...choices });
+      if (!queue) throw new Error(`The sweep of ${folder} did not start (see the notification or the SimSiam log).`);
+      return queue;
+    },
+    renameExperiment: (runDir, name) => commands.renameExperiment(runDir, name),
+    editExperimentNote: (runDir, note) => commands.editExperimentNote(runDir, note),
     stopRun: (runDir) => commands.stopTraining(runDir),
     async resumeRun(runDir, epochs) {
       return started(await commands.resumeTraining(runDir, epochs), `Resuming ${runDir}`);
@@ -78,6 +93,7 @@ export function createApi(commands: Commands, training: TrainingManager, view: E
     experiments: () => view.getChildren().map((item) => ({
       runDir: item.run.runDir, label: String(item.label), description: String(item.description), status: item.status,
       contextValue: item.contextValue ?? '',
+      tooltip: item.tooltip instanceof vscode.MarkdownString ? item.tooltip.value : String(item.tooltip ?? ''),
     })),
     onDidChangeExperiments: view.onDidChangeTreeData,
     panel: probe,

@@ -4,7 +4,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { PRESETS, PRESET_DESCRIPTIONS, type PresetName, type TrainConfig } from '../training/config';
-import { defaultRunsDir } from '../training/run/runStore';
+import { defaultRunsDir, renameRun, runNameProblem, runNoteProblem, setRunNote } from '../training/run/runStore';
+import { defaultRunName } from '../training/run/runNames';
+import { parseSweepValues, SWEEP_FIELDS, sweepRuns, sweepSize, type SweepField, type SweepParameter, type SweepRun } from '../training/sweep';
+import { SweepQueue, type SweepRunOutcome } from './sweepQueue';
 import { describeHolder, isLocal, isProvenHolder, runLockState, RunLockedError, withEveryRunLock } from '../training/run/runLock';
 import type { Neighbour } from '../training/protocol';
 import type { RunCatalog, RunSummary } from './runCatalog';
@@ -31,7 +34,39 @@ export interface TrainChoices {
   name?: string;
 }
 
-export class Commands {
+export interface SweepChoices {
+  preset?: PresetName;
+  /** The varied fields and their values; asked for when absent. */
+  parameters?: SweepParameter[];
+  /** TrainConfig fields over the settings' defaults, for every run. */
+  overrides?: Record<string, unknown>;
+  /** Skips the "Train N runs?" question (the API's callers have decided). */
+  confirmed?: boolean;
+}
+
+/** What each sweepable field is, for the quick pick. */
+const SWEEP_FIELD_DESCRIPTIONS: Record<SweepField, string> = {
+  baseLr: 'base learning rate (lr = base × batch / 256)',
+  batchSize: 'batch size',
+  epochs: 'epochs',
+  imageSize: 'input image size (px)',
+  seed: 'random seed: repeats of one config',
+  cropScaleMin: 'random resized crop: smallest area (fraction of the image)',
+  cropScaleMax: 'random resized crop: largest area',
+  colorJitter: 'colour-jitter strength s',
+  colorJitterP: 'probability of colour jitter',
+  grayscaleP: 'probability of grayscale',
+  blurP: 'probability of Gaussian blur',
+  flipP: 'probability of a horizontal flip',
+  backend: 'tfjs backend (compare speed)',
+  replicas: 'data-parallel training threads (wasm/cpu)',
+  loaderThreads: 'image loading threads',
+  maxCachedImages: 'decoded images kept in memory',
+};
+
+export class Commands implements vscode.Disposable {
+  private readonly sweeps = new Set<SweepQueue>();
+
   constructor(
     private readonly catalog: RunCatalog,
     private readonly training: TrainingManager,
@@ -95,7 +130,8 @@ export class Commands {
     const runsDir = configuredRunsFolder(vscode.Uri.file(folder)) ?? defaultRunsDir(folder);
     let session: TrainingSession;
     try {
-      session = this.training.train({ folder, config, runsDir, name: choices.name });
+      // Named here rather than by the engine so the notifications and the status bar use the run's name too.
+      session = this.training.train({ folder, config, runsDir, name: choices.name ?? defaultRunName(folder, config, runsDir) });
     } catch (error) {
       void showError(`SimSiam: ${(error as Error).message}`);
       return undefined;
@@ -179,6 +215,181 @@ export class Commands {
     });
     const picked = await vscode.window.showQuickPick(items, { title: 'SimSiam: Train Folder', placeHolder: 'Preset' });
     return picked?.name;
+  }
+
+  // ---- Train Folder with Variations ----------------------------------------------------------
+
+  /**
+   * A sweep: the folder, the preset, the fields to vary and their values, then "Train N runs?";
+   * the runs train one after another (SweepQueue) under one cancellable notification.
+   */
+  async trainWithVariations(folderUri?: vscode.Uri, choices: SweepChoices = {}): Promise<SweepQueue | undefined> {
+    if (!this.requireTrust('Training')) return undefined;
+    const folder = folderUri?.fsPath ?? (await this.pickFolder());
+    if (!folder) return undefined;
+    const defaults = trainingDefaults(vscode.Uri.file(folder));
+    const preset = choices.preset ?? (await this.pickPreset(defaults.preset, defaults.overrides));
+    if (!preset) return undefined;
+    const base = { ...defaults.overrides, ...choices.overrides };
+    let runs: SweepRun[];
+    try {
+      const parameters = choices.parameters ?? (await this.pickVariations(preset, base));
+      if (!parameters) return undefined;
+      runs = sweepRuns(preset, base, parameters, resolveTrainingConfig);
+    } catch (error) {
+      const invalid = (error as Error).message;
+      this.log.error(invalid);
+      void showError(`SimSiam: ${invalid}`);
+      return undefined;
+    }
+    if (!choices.confirmed) {
+      const train = `Train ${runs.length} Runs`;
+      const answer = await showInformation(`Train ${runs.length} runs of ${path.basename(folder)} (${preset}), one after another?`, {
+        modal: true, detail: runs.map((r, i) => `${i + 1}. ${r.label}`).join('\n'),
+      }, train);
+      if (answer !== train) return undefined;
+    }
+    const runsDir = configuredRunsFolder(vscode.Uri.file(folder)) ?? defaultRunsDir(folder);
+    const queue = new SweepQueue(this.training, { folder, runsDir, preset, runs });
+    this.sweeps.add(queue);
+    void this.catalog.remember(runsDir);
+    this.followSweep(queue);
+    void queue.finished.finally(() => this.sweeps.delete(queue));
+    return queue;
+  }
+
+  /** The fields to vary (a multi-select), then each one's values, checked as they are typed. */
+  private async pickVariations(preset: PresetName, base: Record<string, unknown>): Promise<SweepParameter[] | undefined> {
+    const current = resolveTrainingConfig(preset, base);
+    const picked = await vscode.window.showQuickPick(SWEEP_FIELDS.map((field) => ({
+      label: field, description: `now ${current[field]}`, detail: SWEEP_FIELD_DESCRIPTIONS[field], field,
+    })), { title: 'SimSiam: Train Folder with Variations', placeHolder: 'Parameters to vary (each value of each makes the runs)', canPickMany: true });
+    if (!picked?.length) return undefined;
+    const parameters: SweepParameter[] = [];
+    for (const [i, { field }] of picked.entries()) {
+      const others = sweepSize(parameters);
+      const text = await vscode.window.showInputBox({
+        title: `SimSiam: values of ${field} (${i + 1} of ${picked.length})`,
+        prompt: `${SWEEP_FIELD_DESCRIPTIONS[field]}: comma-separated values, e.g. ${current[field]},…`,
+        value: String(current[field]),
+        validateInput: (typed) => {
+          try {
+            const count = parseSweepValues(field, typed).length;
+            return { message: `${count} value${count === 1 ? '' : 's'} → ${others * count} runs so far`, severity: vscode.InputBoxValidationSeverity.Info };
+          } catch (error) {
+            return (error as Error).message;
+          }
+        },
+      });
+      if (text === undefined) return undefined;
+      parameters.push({ field, values: parseSweepValues(field, text) });
+    }
+    return parameters;
+  }
+
+  /** "run k of N" with Cancel; each run shows in the Experiments view as it starts; a summary at the end. */
+  private followSweep(queue: SweepQueue): void {
+    const title = `SimSiam: sweep of ${path.basename(queue.plan.folder)}`;
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
+      token.onCancellationRequested(() => queue.cancel());
+      progress.report({ message: `${queue.total} runs queued` });
+      queue.onDidStartRun(({ index, total, name, session }) => {
+        progress.report({ message: `run ${index + 1} of ${total}: ${name}` });
+        session.started.then((started) => this.catalog.notify(started.runDir), () => undefined);
+        void session.finished.then((outcome) => {
+          progress.report({ increment: 100 / total });
+          if (outcome.runDir) this.catalog.notify(outcome.runDir);
+        });
+      });
+      return queue.finished;
+    });
+    void queue.finished.then((outcomes) => this.reportSweep(queue, outcomes));
+  }
+
+  private reportSweep(queue: SweepQueue, outcomes: SweepRunOutcome[]): void {
+    const count = (status: SweepRunOutcome['status']) => outcomes.filter((o) => o.status === status).length;
+    const parts = [`${count('completed')} of ${outcomes.length} runs completed`,
+      ...(['stopped', 'failed', 'skipped'] as const).flatMap((status) => (count(status) ? [`${count(status)} ${status}`] : []))];
+    const table = 'Open Runs Table';
+    const text = `SimSiam: sweep of ${path.basename(queue.plan.folder)} ended: ${parts.join(', ')}.`;
+    for (const failed of outcomes.filter((o) => o.status === 'failed')) this.log.error(`[sweep] ${failed.name} failed: ${failed.message}`);
+    const answer = count('failed') ? showWarning(text, table, 'Show Log') : showInformation(text, table);
+    void answer.then((chosen) => {
+      if (chosen === table) void vscode.commands.executeCommand('simsiam.openRunsTable', queue.plan.folder);
+      if (chosen === 'Show Log') this.log.show(true);
+    });
+  }
+
+  // ---- Rename / Note -------------------------------------------------------------------------
+
+  /**
+   * Renames a run in its run.json. Allowed while it trains: the engine writes run.json only as a
+   * run starts or resumes, and the name is only shown (the folder, which the engine writes to,
+   * keeps its name). The moment a run of this window is starting is refused, as the engine may
+   * be about to write the file.
+   */
+  async renameExperiment(target?: RunTarget, newName?: string): Promise<boolean> {
+    const run = await this.resolveEditable(target, 'Experiment to rename', 'renamed');
+    if (!run || this.refuseWhileStarting(run.runDir, run.record.name)) return false;
+    const name = newName ?? await vscode.window.showInputBox({
+      title: `SimSiam: rename ${run.record.name}`, prompt: 'New name (stored in the run\'s run.json; its folder keeps its name)',
+      value: run.record.name, valueSelection: [0, run.record.name.length],
+      validateInput: (text) => runNameProblem(text),
+    });
+    if (name === undefined || name.trim() === run.record.name) return false;
+    return this.updateRun(run.runDir, () => renameRun(run.runDir, name));
+  }
+
+  /** A free-text note in run.json, shown in the run's tooltip; an empty note removes it. */
+  async editExperimentNote(target?: RunTarget, newNote?: string): Promise<boolean> {
+    const run = await this.resolveEditable(target, 'Experiment to annotate', 'annotated');
+    if (!run || this.refuseWhileStarting(run.runDir, run.record.name)) return false;
+    const stored = run.record.note ?? '';
+    // The input box holds one line: a note written with line breaks (by hand, in run.json) is shown joined.
+    const multiline = stored.includes('\n');
+    const note = newNote ?? await vscode.window.showInputBox({
+      title: `SimSiam: note on ${run.record.name}`,
+      prompt: `What this run is for, what to compare it with… Shown in its tooltip; empty removes it.${multiline ? ' (Its line breaks are shown as spaces.)' : ''}`,
+      value: multiline ? stored.replace(/\s*\n\s*/g, ' ') : stored,
+      validateInput: (text) => runNoteProblem(text),
+    });
+    if (note === undefined || (!multiline && note === stored)) return false;
+    return this.updateRun(run.runDir, () => setRunNote(run.runDir, note));
+  }
+
+  /** A whole run to change; a damaged one is refused with what is wrong with it (its run.json is never rewritten). */
+  private async resolveEditable(target: RunTarget, placeHolder: string, done: string): Promise<RunSummary | undefined> {
+    const entry = await this.resolveEntry(target, placeHolder);
+    if (entry && isDamaged(entry)) {
+      void showWarning(`SimSiam: ${path.basename(entry.runDir)} cannot be ${done}: ${entry.problem} ` +
+        'Repair or restore its run.json first; it was left as it is.');
+      return undefined;
+    }
+    return entry;
+  }
+
+  private refuseWhileStarting(runDir: string, name: string): boolean {
+    const session = this.training.sessionForRun(runDir);
+    if (!session || session.ended || session.progress) return false;
+    void showInformation(`SimSiam: ${name} is starting; change it once it trains.`);
+    return true;
+  }
+
+  private updateRun(runDir: string, write: () => void): boolean {
+    try {
+      write();
+      return true;
+    } catch (error) {
+      void showError(`SimSiam: ${(error as Error).message}`);
+      return false;
+    } finally {
+      this.catalog.notify(runDir);
+    }
+  }
+
+  /** The window is closing: queued sweeps start nothing more. */
+  dispose(): void {
+    for (const sweep of this.sweeps) sweep.dispose();
   }
 
   // ---- Stop / Resume -------------------------------------------------------------------------

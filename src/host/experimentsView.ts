@@ -60,6 +60,8 @@ function tooltip(run: RunSummary, status: RunStatus): vscode.MarkdownString {
   const c = record.config;
   const tip = new vscode.MarkdownString(undefined, true);
   tip.appendMarkdown(`**${escape(record.name)}** — ${status}\n\n`);
+  // The person's own words first: why the run exists is what its tooltip is read for.
+  if (record.note) tip.appendMarkdown(`${record.note.split('\n').map(escape).join('  \n')}\n\n---\n\n`);
   if (run.status.message) tip.appendMarkdown(`${escape(run.status.message)}\n\n`);
   const rows: [string, string][] = [
     ['dataset', `${record.dataset.root} (${record.dataset.trainImages} train / ${record.dataset.testImages} test` +

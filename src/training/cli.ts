@@ -10,7 +10,11 @@ import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, Training
 import type { EngineMessage, MetricRecord, StepRecord } from './protocol';
 import { embedRun, findSimilar, findDuplicates, exportEmbeddings } from './retrieval/service';
 import { printable, printableJson } from './printable';
+import { parseSetSpecs, SweepError, sweepRunName, sweepRuns, type SweepRun } from './sweep';
+import { defaultRunsDir, renameRun, runNameProblem, setRunNote } from './run/runStore';
+import { defaultRunName, takenRunNames } from './run/runNames';
 import { collectEnvironment, formatEnvironment } from './doctor/environment';
+import { configDiff, formatComparison, formatRunsTable, readComparedRuns, readRunsReport } from './run/runsReport';
 
 const int = (name: string) => (value: string) => {
   const n = Number(value);
@@ -262,12 +266,44 @@ function buildProgram(io: Outputs): Command {
   for (const { flag, description, parse } of CONFIG_FLAGS) train.option(flag, description, parse(flag.split(' ')[0]));
   train
     .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
-    .option('--name <name>', 'run name')
+    .option('--name <name>', 'run name (default <folder>-<preset> and what differs from the preset, e.g. cifar10-tiny-b128; unique in the runs folder)')
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (folder: string, o) => {
       const overrides = Object.fromEntries(CONFIG_FLAGS.map(({ field, flag }) => [field, o[optionKey(flag)]]));
       const config = resolveConfig(o.preset as PresetName, { ...overrides, backend: o.backend });
-      await startTraining({ folder, config, runsDir: o.out, name: o.name }, reporter(io, o.json), stopSignal(io));
+      const runsDir = path.resolve(o.out ?? defaultRunsDir(path.resolve(folder)));
+      const problem = o.name === undefined ? undefined : runNameProblem(o.name);
+      if (problem) throw new Error(`--name: ${problem}`);
+      const name = o.name?.trim() ?? defaultRunName(folder, config, runsDir);
+      await startTraining({ folder, config, runsDir, name }, reporter(io, o.json), stopSignal(io));
+    });
+
+  const sweep = program.command('sweep')
+    .description('train every combination of the values given with --set, one run after another (Ctrl-C stops the current run and skips the rest)')
+    .argument('<folder>', 'folder of images')
+    .option('--set <field=values>', `a config field and its comma-separated values, e.g. baseLr=0.03,0.06 (repeat for more fields; at most 64 runs)`,
+      (spec: string, specs: string[] = []) => [...specs, spec])
+    .addOption(new Option('--preset <name>', 'preset every run starts from').choices(Object.keys(PRESETS)).default('tiny'))
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'));
+  for (const { flag, description, parse } of CONFIG_FLAGS) sweep.option(flag, `${description} (every run)`, parse(flag.split(' ')[0]));
+  sweep
+    .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
+    .option('--json', 'print one protocol message per line on stdout, then the summary as one {"type":"sweep"} line')
+    .action(async (folder: string, o) => {
+      const overrides: Record<string, unknown> = Object.fromEntries(CONFIG_FLAGS.map(({ field, flag }) => [field, o[optionKey(flag)]]));
+      const parameters = parseSetSpecs(o.set ?? []);
+      // The backend flag's default ('auto') gives way to a sweep over backends; a backend chosen by flag does not.
+      if (o.backend !== 'auto' || !parameters.some((p) => p.field === 'backend')) overrides.backend = o.backend;
+      for (const { field } of parameters) {
+        if (overrides[field] !== undefined) {
+          throw new SweepError(`${field} is both set for every run (${flagOf(field)}) and varied (--set): keep one.`, field);
+        }
+      }
+      const runs = sweepRuns(o.preset as PresetName, overrides, parameters);
+      const results = await trainSweep(folder, o.preset, runs, o.out, io, o.json);
+      printSweepSummary(io, results, o.json);
+      const failed = results.filter((r) => r.status === 'failed');
+      if (failed.length) throw new Error(`${failed.length} of ${results.length} runs failed: ${failed.map((r) => r.name).join(', ')}.`);
     });
 
   program.command('resume')
@@ -277,6 +313,24 @@ function buildProgram(io: Outputs): Command {
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (run: string, o) => {
       await resumeTraining({ runDir: run, epochs: o.epochs }, reporter(io, o.json), stopSignal(io));
+    });
+
+  program.command('rename')
+    .description("give a run a new name (stored in its run.json; the folder keeps its name)")
+    .argument('<run>', 'run folder')
+    .argument('<name>', 'new name')
+    .action((run: string, name: string) => {
+      const record = renameRun(path.resolve(run), name);
+      io.out.line(`renamed ${printable(path.resolve(run))} to ${printable(record.name)}`);
+    });
+
+  program.command('note')
+    .description("set a run's free-text note (stored in its run.json); an empty note removes it")
+    .argument('<run>', 'run folder')
+    .argument('<text>', 'the note')
+    .action((run: string, text: string) => {
+      const record = setRunNote(path.resolve(run), text);
+      io.out.line(record.note === undefined ? `removed the note of ${printable(record.name)}` : `noted on ${printable(record.name)}`);
     });
 
   program.command('embed')
@@ -333,6 +387,28 @@ function buildProgram(io: Outputs): Command {
       io.out.line(`wrote ${files.map((f) => printable(f)).join(', ')}`);
     });
 
+  program.command('runs')
+    .description('the runs of a dataset folder, one row each: settings, final loss, kNN and linear-probe top-1 beside the random-init baseline')
+    .argument('<folder>', 'dataset folder (its runs are in <folder>/.simsiam/runs)')
+    .option('--runs <dirs...>', 'more folders of run folders to look in (runs of other datasets there are left out)')
+    .option('--json', 'print the rows as JSON')
+    .action((folder: string, o) => {
+      const report = readRunsReport(path.resolve(folder), (o.runs ?? []).map((dir: string) => path.resolve(dir)));
+      if (o.json) io.out.line(printableJson(report.rows));
+      else for (const line of formatRunsTable(report, printable)) io.out.line(line);
+    });
+
+  program.command('compare')
+    .description('the config fields that differ between runs, side by side, and their final figures')
+    .argument('<runs...>', 'two or more run folders')
+    .option('--json', 'print the diff and the rows as JSON')
+    .action((runs: string[], o) => {
+      if (runs.length < 2) throw new Error('compare needs two or more run folders: simsiam compare <run> <run>…');
+      const compared = readComparedRuns(runs);
+      if (o.json) io.out.line(printableJson({ diff: configDiff(compared.map((run) => run.config)), rows: compared.map((run) => run.row) }));
+      else for (const line of formatComparison(compared, printable)) io.out.line(line);
+    });
+
   program.command('doctor')
     .description('what this machine offers: each backend (loaded, or why not, and a 3-step speed probe), WebGPU adapters, versions, cores, memory')
     .addOption(new Option('--backend <names...>', 'check only these backends').choices([...BACKEND_CHOICES]))
@@ -348,3 +424,75 @@ function buildProgram(io: Outputs): Command {
   return program;
 }
 
+
+/** How one run of a sweep ended, for the summary. */
+export interface SweepResult {
+  name: string;
+  /** "skipped": not started, because the sweep was stopped first. */
+  status: 'completed' | 'stopped' | 'failed' | 'skipped';
+  runDir: string | null;
+  finalLoss: number | null;
+  knnTop1: number | null;
+  message?: string;
+}
+
+/**
+ * Trains the runs one after another through startTraining, as `train` would each. A run that
+ * fails is reported and the next one starts; a stop (Ctrl-C, a closed output) ends the current
+ * run with its checkpoint and skips the rest.
+ */
+async function trainSweep(folder: string, preset: string, runs: SweepRun[], out: string | undefined, io: Outputs,
+  json: boolean): Promise<SweepResult[]> {
+  const stop = stopSignal(io);
+  const runsDir = path.resolve(out ?? defaultRunsDir(path.resolve(folder)));
+  const report = reporter(io, json);
+  const results: SweepResult[] = [];
+  for (const [index, run] of runs.entries()) {
+    // Named just before it starts: the runs before it (and any trained meanwhile) are taken by then.
+    const name = sweepRunName(folder, preset, run, takenRunNames(runsDir));
+    if (stop.requested) {
+      results.push({ name, status: 'skipped', runDir: null, finalLoss: null, knnTop1: null });
+      continue;
+    }
+    if (!json) io.err.line(`\nsweep run ${index + 1} of ${runs.length}: ${printable(name)}`);
+    let finalLoss: number | null = null;
+    let knnTop1: number | null = null;
+    let runDir: string | null = null;
+    const emit = (m: EngineMessage) => {
+      if (m.type === 'started') runDir = m.runDir;
+      if (m.type === 'metric' && m.record.kind === 'epoch') {
+        finalLoss = m.record.meanLoss;
+        knnTop1 = m.record.knnTop1 ?? knnTop1;
+      }
+      if (m.type === 'metric' && m.record.kind === 'eval') knnTop1 = m.record.knnTop1;
+      report(m);
+    };
+    try {
+      const done = await startTraining({ folder, config: run.config, runsDir, name }, emit, stop);
+      results.push({ name, status: done.status, runDir: done.runDir, finalLoss, knnTop1 });
+    } catch (error) {
+      if (error instanceof StoppedBeforeStart) {
+        results.push({ name, status: 'skipped', runDir: null, finalLoss: null, knnTop1: null, message: error.message });
+        continue;
+      }
+      const text = errorText(error as Error);
+      io.err.line(`error: ${printableMessage(text)}`);
+      results.push({ name, status: 'failed', runDir, finalLoss, knnTop1, message: text });
+    }
+  }
+  return results;
+}
+
+/** The sweep's table on stdout (or one JSON line): name, status, final loss, kNN top-1. */
+function printSweepSummary(io: Outputs, results: SweepResult[], json: boolean): void {
+  if (json) {
+    io.out.line(printableJson({ type: 'sweep', runs: results }));
+    return;
+  }
+  const rows = [['name', 'status', 'final loss', 'kNN top-1'], ...results.map((r) => [
+    printable(r.name), r.status, r.finalLoss === null ? '-' : r.finalLoss.toFixed(4), r.knnTop1 === null ? '-' : percent(r.knnTop1),
+  ])];
+  const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
+  io.out.line('');
+  for (const row of rows) io.out.line(row.map((cell, column) => cell.padEnd(widths[column])).join('  ').trimEnd());
+}

@@ -1,5 +1,6 @@
 // A run is a folder: <runsDir>/<timestamp>-<name>/ holding
-//   run.json       resolved config, dataset, backend — written once at start
+//   run.json       name, note, resolved config, dataset, backend — written at start (and resume);
+//                  renameRun and setRunNote rewrite its name and note, atomically, at any time
 //   status.json    running | completed | stopped | failed (+ pid, step, message); rewritten atomically;
 //                  "running" only counts while training.lock is held
 //   metrics.jsonl  one JSON record per step and per epoch, appended and flushed each epoch
@@ -24,11 +25,14 @@ export const CHECKPOINT_POINTER = 'checkpoint.json';
 
 const RunRecordSchema = v.object({
   id: v.string(),
+  /** What people call the run; the folder (id) never changes, so a rename moves nothing. */
   name: v.string(),
   createdAt: v.string(),
   config: v.unknown(),
   dataset: DatasetSummarySchema,
   backend: v.string(),
+  /** Free text from the person who ran it (why, what to compare it with); absent when empty. */
+  note: v.optional(v.string()),
 });
 export type RunRecord = Omit<v.InferOutput<typeof RunRecordSchema>, 'config'> & { config: TrainConfig };
 
@@ -208,6 +212,72 @@ export function readRun(runDir: string): RunRecord {
   const file = path.join(runDir, RUN_FILE);
   const record = readChecked(file, RunRecordSchema);
   return { ...record, config: storedConfig(record.config, file) };
+}
+
+/** Longest name a run may be given: it is a tree row's label and a table cell. */
+export const MAX_RUN_NAME_LENGTH = 120;
+/** A note is a few paragraphs, not a document. */
+export const MAX_RUN_NOTE_LENGTH = 10_000;
+
+// Control characters would steer a terminal that prints the name (`simsiam runs`); a note may break lines.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+
+/** What is wrong with `name` as a run's name, or undefined when it will do (it is trimmed first). */
+export function runNameProblem(name: string): string | undefined {
+  const trimmed = name.trim();
+  if (!trimmed) return 'A run name cannot be empty.';
+  if (trimmed.length > MAX_RUN_NAME_LENGTH) return `A run name has at most ${MAX_RUN_NAME_LENGTH} characters (this one has ${trimmed.length}).`;
+  if (CONTROL.test(trimmed)) return 'A run name cannot hold control characters (line breaks, tabs, escapes).';
+  return undefined;
+}
+
+/** What is wrong with `note` as a run's note, or undefined when it will do. */
+export function runNoteProblem(note: string): string | undefined {
+  if (note.length > MAX_RUN_NOTE_LENGTH) return `A note has at most ${MAX_RUN_NOTE_LENGTH} characters (this one has ${note.length}).`;
+  if (CONTROL_BUT_LINES.test(note)) return 'A note cannot hold control characters other than line breaks and tabs.';
+  return undefined;
+}
+
+/**
+ * Rewrites run.json with `change` applied to it as stored. The file is checked first, as readRun
+ * checks it: a damaged one is refused, named, and left exactly as it is (a rewrite would lose
+ * what is left of it). Fields this version does not know are kept. The rename of a temporary file
+ * means a reader sees the old file or the new one, never half of one.
+ */
+function updateRunFile(runDir: string, what: string, change: (stored: Record<string, unknown>) => void): RunRecord {
+  const file = path.join(runDir, RUN_FILE);
+  if (!fs.existsSync(file)) throw new Error(`Cannot ${what}: ${file} does not exist (is ${runDir} a run folder?).`);
+  let stored: Record<string, unknown>;
+  try {
+    readRun(runDir);
+    stored = readJson<Record<string, unknown>>(file);
+  } catch (error) {
+    throw new Error(`Cannot ${what}: ${(error as Error).message} The file was left as it is: repair or restore it first.`, { cause: error });
+  }
+  change(stored);
+  writeJsonAtomic(file, stored);
+  return readRun(runDir);
+}
+
+/** Gives the run a new name (trimmed), in its run.json; the folder keeps its name. */
+export function renameRun(runDir: string, name: string): RunRecord {
+  const problem = runNameProblem(name);
+  if (problem) throw new Error(`Cannot rename ${runDir}: ${problem}`);
+  return updateRunFile(runDir, `rename ${runDir}`, (stored) => {
+    stored.name = name.trim();
+  });
+}
+
+/** Sets the run's note; an empty (or blank) note removes it. */
+export function setRunNote(runDir: string, note: string): RunRecord {
+  const text = note.replace(/\r\n?/g, '\n'); // pasted from Windows
+  const problem = runNoteProblem(text);
+  if (problem) throw new Error(`Cannot set the note of ${runDir}: ${problem}`);
+  return updateRunFile(runDir, `set the note of ${runDir}`, (stored) => {
+    if (text.trim()) stored.note = text.replace(/\s+$/, '');
+    else delete stored.note;
+  });
 }
 
 /** The latest checkpoint, or null before the first one. */
