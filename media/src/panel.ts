@@ -6,6 +6,7 @@ import {
   type CompareOption, type FromWebviewMessage, type PanelState, type RunView, type ToWebviewMessage, type WebviewMessageBody,
 } from '../../src/webview/protocol';
 import { progressParts } from '../../src/webview/runText';
+import { AugmentationPreviewView } from './augmentationPreview';
 import { ChartBoard } from './charts';
 import { element } from './dom';
 import { Gallery } from './gallery';
@@ -83,7 +84,12 @@ function report(): void {
 const gallery = new Gallery(app, {
   query: (request) => post(request),
   open: (path) => post({ type: 'openImage', path }),
-  rendered: (query, images, loaded, failed) => post({ type: 'galleryRendered', query, images, loaded, failed }),
+  rendered: (query, images, loaded, failed, agreement) => post({ type: 'galleryRendered', query, images, loaded, failed, agreement }),
+});
+
+const augmentationPreview = new AugmentationPreviewView(app, {
+  request: (epoch) => post({ type: 'augmentationPreviewRequest', epoch }),
+  rendered: (images, views, settings) => post({ type: 'augmentationPreviewRendered', images, views, settings }),
 });
 
 compareSelect.addEventListener('change', () => {
@@ -165,6 +171,15 @@ function handle(message: ToWebviewMessage): void {
       break;
     case 'galleryError':
       gallery.error(message.message);
+      break;
+    case 'augmentationPreviewBusy':
+      augmentationPreview.busy(message.text);
+      break;
+    case 'augmentationPreview':
+      augmentationPreview.show(message);
+      break;
+    case 'augmentationPreviewError':
+      augmentationPreview.error(message.message);
       break;
   }
 }

@@ -67,6 +67,9 @@ export type RunView = v.InferOutput<typeof RunViewSchema>;
 const CompareOptionSchema = v.object({ runDir: text, label: text });
 export type CompareOption = v.InferOutput<typeof CompareOptionSchema>;
 
+const SplitSchema = v.picklist(['train', 'test']);
+export type Split = v.InferOutput<typeof SplitSchema>;
+
 /** An image of the run's dataset: `path` is relative to the dataset root, '/'-separated. */
 const GalleryImageSchema = v.object({
   path: text,
@@ -75,8 +78,35 @@ const GalleryImageSchema = v.object({
   label: v.nullable(text),
   /** Cosine similarity to the query; null for the query itself. */
   score: v.nullable(finite),
+  /** The split the run's scan puts the image in; null (or absent, from older hosts) when unknown. */
+  split: v.optional(v.nullable(SplitSchema)),
 });
 export type GalleryImage = v.InferOutput<typeof GalleryImageSchema>;
+
+/** Which neighbours the gallery keeps: of one class folder, of one split; null keeps all. */
+const GalleryFilterSchema = v.object({ label: v.nullable(v.pipe(text, v.maxLength(1000))), split: v.nullable(SplitSchema) });
+export type GalleryFilter = v.InferOutput<typeof GalleryFilterSchema>;
+export const NO_FILTER: GalleryFilter = { label: null, split: null };
+
+/** Whether the filter keeps `image`: a filter on what the image does not say (no class, no split) keeps nothing. */
+export function matchesFilter(image: Pick<GalleryImage, 'label' | 'split'>, filter: GalleryFilter): boolean {
+  return (filter.label === null || image.label === filter.label) && (filter.split === null || image.split === filter.split);
+}
+
+export const isFiltered = (filter: GalleryFilter | undefined): boolean => filter !== undefined && (filter.label !== null || filter.split !== null);
+
+/** A query of several images is the mean of their l2-normalised embeddings. */
+export const MAX_QUERY_IMAGES = 64;
+
+/** One augmented view: base64 of its size*size*3 RGB bytes (8 bits, the normalisation undone). */
+const viewBytesText = v.pipe(v.string(), v.maxLength(4 * 1024 * 1024));
+const PreviewImageSchema = v.object({
+  path: text,
+  label: v.nullable(text),
+  /** Where the trainer renders each pair: its epoch, batch and slot. */
+  pairs: v.pipe(v.array(v.object({ epoch: count, batch: count, slot: count, view1: viewBytesText, view2: viewBytesText })), v.maxLength(16)),
+});
+export type PreviewImage = v.InferOutput<typeof PreviewImageSchema>;
 
 /**
  * What the panel keeps with vscode.setState. The extension writes runDir into the page; after a
@@ -122,29 +152,57 @@ const GalleryMessageSchema = versioned('gallery', {
   neighbours: v.pipe(v.array(GalleryImageSchema), v.maxLength(1000)),
   /** The checkpoint the embeddings came from. */
   checkpointStep: v.nullable(count),
+  /** Every query image when the query is the mean of several (`query` is the first); absent for one. */
+  queries: v.optional(v.pipe(v.array(GalleryImageSchema), v.maxLength(MAX_QUERY_IMAGES))),
+  /** The filter the neighbours passed, and how many nearest images were looked through for them. */
+  filter: v.optional(GalleryFilterSchema),
+  searched: v.optional(count),
+  /** The dataset's class folders ([] when unlabelled) and splits, for the filter's choices. */
+  classes: v.optional(v.pipe(v.array(text), v.maxLength(100_000))),
+  splits: v.optional(v.array(SplitSchema)),
 });
 const GalleryErrorMessageSchema = versioned('galleryError', { message: text });
+const AugmentationPreviewBusySchema = versioned('augmentationPreviewBusy', { text });
+/** Pairs of views of a few dataset images, as the trainer renders them under `settings`. */
+const AugmentationPreviewSchema = versioned('augmentationPreview', {
+  size: v.pipe(count, v.minValue(1), v.maxValue(1024)),
+  /** What the views follow, in words: the settings' preset and augmentation, and whether the run trains with them. */
+  settings: text,
+  images: v.pipe(v.array(PreviewImageSchema), v.maxLength(16)),
+  notes: v.pipe(v.array(text), v.maxLength(100)),
+});
+const AugmentationPreviewErrorSchema = versioned('augmentationPreviewError', { message: text });
 
 const ToWebviewSchema = v.variant('type', [
   InitMessageSchema, HistoryMessageSchema, AppendMessageSchema, StatusMessageSchema, CompareOptionsMessageSchema,
   CompareSeriesMessageSchema, GalleryBusyMessageSchema, GalleryMessageSchema, GalleryErrorMessageSchema,
+  AugmentationPreviewBusySchema, AugmentationPreviewSchema, AugmentationPreviewErrorSchema,
 ]);
 
 export type AppendMessage = v.InferOutput<typeof AppendMessageSchema>;
 export type CompareSeriesMessage = v.InferOutput<typeof CompareSeriesMessageSchema>;
 export type GalleryMessage = v.InferOutput<typeof GalleryMessageSchema>;
+export type AugmentationPreviewMessage = v.InferOutput<typeof AugmentationPreviewSchema>;
 export type ToWebviewMessage = v.InferOutput<typeof ToWebviewSchema>;
 
 // ---- webview → extension -------------------------------------------------------------------
 
 const ReadyMessageSchema = versioned('ready', {});
 const CompareRequestSchema = versioned('compare', { runDir: v.nullable(pathText) });
-/** random: any dataset image; pick: ask the user; path: a dataset image the panel already shows. */
+/**
+ * random: any dataset image; pick: ask the user; path: a dataset image the panel already shows;
+ * paths: several it shows, searched by the mean of their embeddings. Each may name a filter.
+ */
 const QueryRequestSchema = v.variant('source', [
-  versioned('query', { source: v.picklist(['random', 'pick']) }),
+  versioned('query', { source: v.picklist(['random', 'pick']), filter: v.optional(GalleryFilterSchema) }),
   v.object({
     v: v.literal(WEBVIEW_PROTOCOL_VERSION), type: v.literal('query'), source: v.literal('path'), path: pathText,
+    filter: v.optional(GalleryFilterSchema),
   }, 'a query from source "path" needs a path'),
+  v.object({
+    v: v.literal(WEBVIEW_PROTOCOL_VERSION), type: v.literal('query'), source: v.literal('paths'),
+    paths: v.pipe(v.array(pathText), v.minLength(1), v.maxLength(MAX_QUERY_IMAGES)), filter: v.optional(GalleryFilterSchema),
+  }, `a query from source "paths" needs 1 to ${MAX_QUERY_IMAGES} paths`),
 ]);
 const OpenImageRequestSchema = versioned('openImage', { path: pathText });
 const shownText = v.pipe(text, v.maxLength(10_000));
@@ -157,18 +215,29 @@ const RenderedReportSchema = versioned('rendered', {
   /** The header's summary line, the message shown where the charts are (null when none), and the notes of the charts without points. */
   summary: shownText, banner: v.nullable(shownText), emptyNotes: v.pipe(v.array(shownText), v.maxLength(20)),
 });
-/** Sent once the gallery's thumbnails finished loading (or failing to). */
-const GalleryRenderedReportSchema = versioned('galleryRendered', { query: text, images: count, loaded: count, failed: count });
+/**
+ * Sent once the gallery's thumbnails finished loading (or failing to), with the class agreement it
+ * shows ("k of n share the query's class"; null for an unlabelled dataset or a mixed query).
+ */
+const GalleryRenderedReportSchema = versioned('galleryRendered', {
+  query: text, images: count, loaded: count, failed: count,
+  agreement: v.optional(v.nullable(v.object({ label: text, same: count, of: count }))),
+});
+/** Another epoch's views (the preview starts at epoch 0). */
+const AugmentationPreviewRequestSchema = versioned('augmentationPreviewRequest', { epoch: count });
+/** Sent once the preview drew its views: how many images and views it shows. */
+const AugmentationPreviewRenderedSchema = versioned('augmentationPreviewRendered', { images: count, views: count, settings: shownText });
 const WebviewLogMessageSchema = versioned('log', { level: v.picklist(['warn', 'error']), message: shownText });
 
 const FromWebviewSchema = v.variant('type', [
   ReadyMessageSchema, CompareRequestSchema, QueryRequestSchema, OpenImageRequestSchema, RenderedReportSchema,
-  GalleryRenderedReportSchema, WebviewLogMessageSchema,
+  GalleryRenderedReportSchema, WebviewLogMessageSchema, AugmentationPreviewRequestSchema, AugmentationPreviewRenderedSchema,
 ]);
 
 export type QueryRequest = v.InferOutput<typeof QueryRequestSchema>;
 export type RenderedReport = v.InferOutput<typeof RenderedReportSchema>;
 export type GalleryRenderedReport = v.InferOutput<typeof GalleryRenderedReportSchema>;
+export type AugmentationPreviewRendered = v.InferOutput<typeof AugmentationPreviewRenderedSchema>;
 export type FromWebviewMessage = v.InferOutput<typeof FromWebviewSchema>;
 
 // ---- validation ----------------------------------------------------------------------------

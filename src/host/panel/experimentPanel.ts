@@ -3,7 +3,7 @@
 // only draws what it is sent and asks through the typed messages of src/webview/protocol.ts; the
 // extension owns every file access. The parts: ./panelHtml.ts (the page), ./liveMetrics.ts
 // (forwarding of live records), ./compareSeries.ts (the overlay), ./gallery.ts (retrieval, with
-// ./pathGuard.ts checking every path the webview names).
+// ./pathGuard.ts checking every path the webview names), ./augmentationPreview.ts (the views training renders).
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -15,9 +15,11 @@ import { runProgress } from '../../webview/runText';
 import type { RetrievalClient } from '../retrieval';
 import {
   parseFromWebview, webviewMessage, WebviewProtocolError,
-  type FromWebviewMessage, type GalleryRenderedReport, type RenderedReport, type RunView, type ToWebviewMessage, type WebviewMessageBody,
+  type AugmentationPreviewRendered, type FromWebviewMessage, type GalleryRenderedReport, type RenderedReport, type RunView,
+  type ToWebviewMessage, type WebviewMessageBody,
 } from '../../webview/protocol';
 import { compareOptions, compareSeries, NO_COMPARISON } from './compareSeries';
+import { PanelAugmentationPreview, type PreviewSource } from './augmentationPreview';
 import { PanelGallery, type GalleryResult } from './gallery';
 import { LIVE_FLUSH_MS, LiveMetrics } from './liveMetrics';
 import { panelHtml } from './panelHtml';
@@ -29,6 +31,8 @@ export interface PanelServices {
   catalog: RunCatalog;
   training: TrainingManager;
   retrieval: RetrievalClient;
+  /** Renders the augmentation preview (an engine process); without it the preview says it is unavailable. */
+  preview?: PreviewSource;
   log: vscode.LogOutputChannel;
 }
 
@@ -43,6 +47,7 @@ export class ExperimentPanel implements vscode.Disposable {
   private summary: RunSummary | null;
   private readonly live: LiveMetrics;
   private readonly gallery: PanelGallery;
+  private readonly augmentation: PanelAugmentationPreview;
   private ready = false;
   private filesTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
@@ -64,6 +69,7 @@ export class ExperimentPanel implements vscode.Disposable {
   /** The webview's latest reports: what it actually drew (tests and diagnostics read these). */
   lastRendered: RenderedReport | null = null;
   lastGallery: GalleryRenderedReport | null = null;
+  lastPreview: AugmentationPreviewRendered | null = null;
   readonly posted = new Map<string, number>();
 
   constructor(readonly panel: vscode.WebviewPanel, readonly runDir: string, private readonly services: PanelServices) {
@@ -83,10 +89,17 @@ export class ExperimentPanel implements vscode.Disposable {
     });
     this.gallery = new PanelGallery({
       runDir, dataset: this.record.dataset, webview: panel.webview, retrieval: services.retrieval, state: services.state,
+      split: { testFraction: this.record.config.testFraction, seed: this.record.config.seed },
+      post: (body) => this.post(body),
+      warn: (text) => this.warn(text),
+    });
+    this.augmentation = new PanelAugmentationPreview({
+      runDir, datasetRoot: this.record.dataset.root, runConfig: this.record.config, source: services.preview,
       post: (body) => this.post(body),
       warn: (text) => this.warn(text),
     });
     this.disposables.push(
+      this.augmentation,
       panel.webview.onDidReceiveMessage((raw) => this.receive(raw)),
       panel.onDidDispose(() => this.dispose()),
       services.training.onMessage(({ session, message }) => {
@@ -267,6 +280,7 @@ export class ExperimentPanel implements vscode.Disposable {
           compareOptions: compareOptions(this.services.catalog.list(), this.runDir), galleryQuery: this.gallery.query,
         });
         this.gallery.restore();
+        this.augmentation.restore();
         break;
       case 'compare':
         this.sendCompare(message.runDir);
@@ -283,6 +297,13 @@ export class ExperimentPanel implements vscode.Disposable {
         break;
       case 'galleryRendered':
         this.lastGallery = message;
+        this.reportWaiters.splice(0).forEach((wake) => wake());
+        break;
+      case 'augmentationPreviewRequest':
+        void this.augmentation.render(message.epoch);
+        break;
+      case 'augmentationPreviewRendered':
+        this.lastPreview = message;
         this.reportWaiters.splice(0).forEach((wake) => wake());
         break;
       case 'log':
