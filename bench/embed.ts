@@ -5,6 +5,7 @@
  * decoded pixels (the kNN monitor after its first evaluation).
  */
 import { selectBackend } from '../src/training/tfjs/backend';
+import { webGpuIsSoftware } from '../src/training/tfjs/webgpuBackend';
 import type { UserBackendName } from '../src/training/config';
 import { embedRecords } from '../src/training/embedding';
 import { buildSimSiam } from '../src/training/model/simsiam';
@@ -42,10 +43,14 @@ export async function benchEmbed(context: BenchContext, records: ImageRecord[]):
     try {
       const embed = (cache?: DecodedImageCache) => async () => {
         const { features } = await embedRecords(model, images, config.imageSize, undefined, cache);
+        // WebGPU only queues the work: reading the features waits for it.
+        await features.data();
         features.dispose();
       };
-      const repeats = slow ? 1 : context.repeats;
-      const fromFiles = spreadOf(await timeRepeats(slow ? 0 : context.warmUp, repeats, embed()));
+      // WebGPU on a software adapter (lavapipe) is slower than wasm: one timed run after the shader-compiling one.
+      const softwareGpu = backend === 'webgpu' && webGpuIsSoftware();
+      const repeats = slow || softwareGpu ? 1 : context.repeats;
+      const fromFiles = spreadOf(await timeRepeats(slow ? 0 : softwareGpu ? 1 : context.warmUp, repeats, embed()));
       const cache = new DecodedImageCache(images.length, config.imageSize);
       const cached = spreadOf(await timeRepeats(1, repeats, embed(cache)));
       const figure: EmbedFigures = {

@@ -21,7 +21,7 @@ import * as path from 'path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { resolveConfig, type PresetName, type TrainConfig } from '../src/training/config';
+import { BACKEND_CHOICES, resolveConfig, type PresetName, type TrainConfig } from '../src/training/config';
 import { scanDataset, type ImageRecord } from '../src/training/data/dataset';
 import { decodeShortSideFor, defaultAugmentConfig } from '../src/training/data/augment';
 import { StopSignal, startTraining } from '../src/training/trainer';
@@ -276,7 +276,7 @@ const program = new Command('soak')
   .option('--interval <n>', 'minutes between samples', positive('--interval'), 1)
   .option('--folder <dir>', 'images to train on', SAMPLE_FOLDER)
   .addOption(new Option('--preset <name>', 'training preset').choices(['tiny', 'cifar', 'imagenet']).default('tiny'))
-  .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', 'node-gpu', 'node', 'wasm', 'cpu']).default('auto'))
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'))
   .option('--threads <n>', 'data-parallel training threads on wasm/cpu (default: one per core, at most 4; 1 = none)', positive('--threads'))
   .option('--keep', 'keep the run folder instead of deleting it');
 

@@ -2,10 +2,10 @@
  * Training throughput of the tiny preset per backend, fed by the real TwoViewLoader from a folder
  * of JPEGs, and where the time of one step goes.
  *
- *  - step: the trainer's own single-thread path (batch wait + tensor4d + trainStep), images/s.
+ *  - step: the trainer's own single-thread path (batch wait + tensor4d + trainStepAsync), images/s.
  *  - phases, on separate steps alternating with those, with wall-clock timers, each phase ended by
  *    reading a value it produced (a no-op wait on the synchronous wasm/cpu backends, a real sync
- *    on tfjs-node):
+ *    on tfjs-node and WebGPU):
  *      data loading  the wait for the loader's next batch, plus tensor4d of both views
  *      forward       two forward passes in training mode and the loss
  *      backward      computeGradients (tf.variableGrads: forward again + backprop) minus forward
@@ -27,7 +27,8 @@ import { buildSimSiam, forward } from '../src/training/model/simsiam';
 import { simsiamLoss } from '../src/training/loss';
 import { SgdMomentum } from '../src/training/optimizer';
 import { learningRates } from '../src/training/schedule';
-import { computeGradients, parameterGroups, parametersOf, readAndDispose, trainStep } from '../src/training/step';
+import { computeGradients, parameterGroups, parametersOf, readAndDisposeAsync, trainStepAsync } from '../src/training/step';
+import { webGpuIsSoftware } from '../src/training/tfjs/webgpuBackend';
 import { DataParallelTrainer, replicaCount } from '../src/training/tfjs/dataParallel';
 import type { ImageRecord } from '../src/training/data/dataset';
 import { writeSyntheticImages } from './syntheticImages';
@@ -36,6 +37,8 @@ import type { BenchContext } from './context';
 
 /** The cpu backend is ~200x slower per image than wasm: under --all it gets one small step. */
 const CPU_BATCH = 8;
+/** WebGPU on a software adapter (lavapipe in CI) takes tens of seconds per step: one, after one that compiles the shaders. */
+const SOFTWARE_GPU_STEPS = { warmUp: 1, repeats: 1 };
 const TRAIN_IMAGES = 256;
 /** Photo-like files that decode to about the 72 px short side the 32 px loader asks for. */
 const TRAIN_IMAGE_WIDTH = 96;
@@ -98,11 +101,13 @@ export async function benchTrain(context: BenchContext, records: ImageRecord[]):
 async function benchBackend(context: BenchContext, backend: UserBackendName, records: ImageRecord[]): Promise<TrainFigures> {
   const info = await selectBackend(backend);
   const slow = backend === 'cpu';
+  const softwareGpu = backend === 'webgpu' && webGpuIsSoftware();
   const config = tinyConfig(backend, slow ? { batchSize: CPU_BATCH } : {});
-  const warmUp = slow ? 0 : context.warmUp;
-  const repeats = slow ? 1 : context.repeats;
+  const warmUp = slow ? 0 : softwareGpu ? SOFTWARE_GPU_STEPS.warmUp : context.warmUp;
+  const repeats = slow ? 1 : softwareGpu ? SOFTWARE_GPU_STEPS.repeats : context.repeats;
   const size = config.imageSize;
-  context.print(`\n  backend ${info.detail}${slow ? ` (batch ${CPU_BATCH}, one step)` : ''}`);
+  context.print(`\n  backend ${info.detail}${slow ? ` (batch ${CPU_BATCH}, one step)` : ''}` +
+    `${softwareGpu ? ' (a software adapter: one step after a warm-up, no phases)' : ''}`);
 
   const model = buildSimSiam(config);
   const parameters = parametersOf(model);
@@ -122,7 +127,7 @@ async function benchBackend(context: BenchContext, backend: UserBackendName, rec
     const timedTrainStep = async () => {
       const start = performance.now();
       const [view1, view2] = tensorsOf(await nextBatch());
-      trainStep(model, view1, view2, parameters.variables, optimizer, groups);
+      await trainStepAsync(model, view1, view2, parameters.variables, optimizer, groups);
       tf.dispose([view1, view2]);
       return since(start);
     };
@@ -132,7 +137,7 @@ async function benchBackend(context: BenchContext, backend: UserBackendName, rec
     const split: PhaseSample[] = [];
     for (let i = 0; i < repeats; i++) {
       stepTimes.push(await timedTrainStep());
-      if (!slow) split.push(await splitStep(nextBatch, tensorsOf, model, parameters.variables, optimizer, groups));
+      if (!slow && !softwareGpu) split.push(await splitStep(nextBatch, tensorsOf, model, parameters.variables, optimizer, groups));
     }
     const stepMs = spreadOf(stepTimes);
     const imagesPerSecond = rate(config.batchSize, stepMs);
@@ -209,24 +214,24 @@ async function splitStep(nextBatch: () => Promise<TwoViewBatch>, tensorsOf: Tens
     const b = forward(model, view2, true);
     return simsiamLoss(a.p, b.p, a.z, b.z);
   });
-  loss.dataSync();
+  await loss.data();
   const forwardMs = since(start);
   loss.dispose();
 
   start = performance.now();
   const gradients = computeGradients(model, view1, view2, variables);
   // Backprop reaches the first layer last: once its gradient is readable, all of them are.
-  gradients.grads[variables[0].name].dataSync();
+  await gradients.grads[variables[0].name].data();
   const gradientsMs = since(start);
   tf.dispose([view1, view2]);
 
   start = performance.now();
   optimizer.step(groups, gradients.grads);
-  variables[variables.length - 1].dataSync();
+  await variables[variables.length - 1].data();
   const optimiser = since(start);
 
   start = performance.now();
-  readAndDispose(gradients);
+  await readAndDisposeAsync(gradients);
   const readAndFree = since(start);
   return { data, forward: forwardMs, backward: gradientsMs - forwardMs, optimiser, readAndFree };
 }
@@ -259,8 +264,8 @@ async function profileKernels(context: BenchContext, nextBatch: () => Promise<Tw
   model: tf.LayersModel, variables: tf.Variable[], optimizer: SgdMomentum, groups: ReturnType<typeof parameterGroups>): Promise<KernelRow[]> {
   const [view1, view2] = tensorsOf(await nextBatch());
   const start = performance.now();
-  const profile = await tf.profile(() => {
-    trainStep(model, view1, view2, variables, optimizer, groups);
+  const profile = await tf.profile(async () => {
+    await trainStepAsync(model, view1, view2, variables, optimizer, groups);
   });
   const wallMs = since(start);
   tf.dispose([view1, view2]);
@@ -279,7 +284,7 @@ async function profileKernels(context: BenchContext, nextBatch: () => Promise<Tw
   }
   const rows = [...byName.values()].sort((a, b) => b.ms - a.ms);
   const kernelMs = rows.reduce((sum, row) => sum + row.ms, 0);
-  const lines = [['kernel (tf.profile of one trainStep)', 'calls', 'ms', 'share']];
+  const lines = [['kernel (tf.profile of one trainStepAsync)', 'calls', 'ms', 'share']];
   for (const row of rows.slice(0, KERNEL_ROWS)) {
     lines.push([row.name, String(row.calls), formatMs(row.ms), `${((100 * row.ms) / kernelMs).toFixed(1)} %`]);
   }

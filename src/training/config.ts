@@ -7,7 +7,7 @@
 export type BackboneName = 'resnet18' | 'resnet34' | 'resnet50';
 export type StemKind = 'cifar' | 'imagenet';
 /** tfjs backends a person chooses from (CLI --backend, extension setting), in the order 'auto' tries them. */
-export const BACKEND_CHOICES = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['node-gpu', 'node', 'webgpu', 'wasm', 'cpu'] as const;
 export type UserBackendName = (typeof BACKEND_CHOICES)[number];
 export type BackendRequest = 'auto' | UserBackendName;
 export type PresetName = 'tiny' | 'cifar' | 'imagenet';

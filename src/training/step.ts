@@ -51,18 +51,47 @@ export function computeGradients(model: tf.LayersModel, view1: tf.Tensor4D, view
   return { loss: value, zStd: zStd!, grads };
 }
 
-/** Reads the two scalars in one sync and frees the step's tensors. */
+/** The two scalars in one tensor, to be read in one transfer; frees the rest of the step's tensors. */
+function scalarsAndDispose(gradients: Gradients): tf.Tensor1D {
+  const both = tf.stack([gradients.loss, gradients.zStd]) as tf.Tensor1D;
+  tf.dispose([gradients.loss, gradients.zStd, ...Object.values(gradients.grads)]);
+  return both;
+}
+
+/** Reads the two scalars in one sync and frees the step's tensors. Not on WebGPU: use readAndDisposeAsync. */
 export function readAndDispose(gradients: Gradients): { loss: number; zStd: number } {
-  const both = tf.stack([gradients.loss, gradients.zStd]);
+  const both = scalarsAndDispose(gradients);
   const [loss, zStd] = both.dataSync();
-  tf.dispose([both, gradients.loss, gradients.zStd, ...Object.values(gradients.grads)]);
+  both.dispose();
   return { loss, zStd };
 }
 
-/** One SGD step on a pair of views; returns the loss and the collapse monitor of this batch. */
-export function trainStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
-  optimizer: SgdMomentum, groups: ParameterGroup[]): { loss: number; zStd: number } {
+/** readAndDispose for every backend: WebGPU in Node cannot read a tensor synchronously. */
+export async function readAndDisposeAsync(gradients: Gradients): Promise<{ loss: number; zStd: number }> {
+  const both = scalarsAndDispose(gradients);
+  try {
+    const [loss, zStd] = await both.data();
+    return { loss, zStd };
+  } finally {
+    both.dispose();
+  }
+}
+
+function sgdStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
+  optimizer: SgdMomentum, groups: ParameterGroup[]): Gradients {
   const gradients = computeGradients(model, view1, view2, variables);
   optimizer.step(groups, gradients.grads);
-  return readAndDispose(gradients);
+  return gradients;
+}
+
+/** One SGD step on a pair of views; returns the loss and the collapse monitor of this batch. Not on WebGPU: use trainStepAsync. */
+export function trainStep(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
+  optimizer: SgdMomentum, groups: ParameterGroup[]): { loss: number; zStd: number } {
+  return readAndDispose(sgdStep(model, view1, view2, variables, optimizer, groups));
+}
+
+/** trainStep for every backend (the trainer's): reads the loss back without blocking. */
+export function trainStepAsync(model: tf.LayersModel, view1: tf.Tensor4D, view2: tf.Tensor4D, variables: tf.Variable[],
+  optimizer: SgdMomentum, groups: ParameterGroup[]): Promise<{ loss: number; zStd: number }> {
+  return readAndDisposeAsync(sgdStep(model, view1, view2, variables, optimizer, groups));
 }

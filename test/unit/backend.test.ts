@@ -134,7 +134,7 @@ describe('backend selection', function () {
   });
 
   it('rejects an unknown backend name with the valid choices', async () => {
-    await assert.rejects(selectBackend('gpu' as never), /unknown backend 'gpu': choose one of auto, node-gpu, node, wasm, cpu/);
+    await assert.rejects(selectBackend('gpu' as never), /unknown backend 'gpu': choose one of auto, node-gpu, node, webgpu, wasm, cpu/);
   });
 
   it(`loads the wasm binaries from ${WASM_DIR_ENV} (a bundle without node_modules) and names it when they are not there`, async () => {

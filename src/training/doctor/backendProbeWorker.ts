@@ -6,19 +6,20 @@
 import { performance } from 'perf_hooks';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../tfjs/backend';
+import { WEBGPU_ADAPTER_ENV, webGpuIsSoftware } from '../tfjs/webgpuBackend';
 import { PRESETS, type UserBackendName } from '../config';
 import { buildSimSiam } from '../model/simsiam';
 import { SgdMomentum } from '../optimizer';
-import { parameterGroups, parametersOf, trainStep } from '../step';
+import { parameterGroups, parametersOf, trainStepAsync } from '../step';
 
 import type { ProbeReply } from './environment';
 
 const PROBE_STEPS = 3;
 /**
- * Images per step and their size. Plain JavaScript gets one small image: at the tiny preset's
- * 32 px it needs half a minute per image and step on a laptop core, a probe of minutes.
+ * Images per step and their size. Plain JavaScript and software WebGPU get one small image: at
+ * the tiny preset's 32 px they need seconds to a minute per image and step, a probe of minutes.
  */
-const probeShape = (choice: UserBackendName) => (choice === 'cpu' ? { images: 1, size: 16 } : { images: 8, size: PRESETS.tiny.imageSize });
+const probeShape = (slow: boolean) => (slow ? { images: 1, size: 16 } : { images: 8, size: PRESETS.tiny.imageSize });
 
 /** tfjs-node's binding knows whether TensorFlow placed ops on a GPU; other backends have no such call. */
 function usesGpu(): boolean | undefined {
@@ -39,7 +40,7 @@ async function timeSteps({ images: batch, size }: { images: number; size: number
     for (let step = 0; step < PROBE_STEPS; step++) {
       const started = performance.now();
       // trainStep reads its loss back, so the time includes the work, not only its queueing.
-      await Promise.resolve(trainStep(model, x1, x2, parameters.variables, optimizer, groups));
+      await trainStepAsync(model, x1, x2, parameters.variables, optimizer, groups);
       if (step > 0) timed += performance.now() - started;
     }
   } finally {
@@ -60,8 +61,9 @@ async function probe(choice: UserBackendName, answer: (reply: ProbeReply) => Pro
     return;
   }
   const gpu = usesGpu();
-  const probe = probeShape(choice);
-  const loaded = { loaded: true as const, detail, probe, ...(gpu === undefined ? {} : { gpu }) };
+  const software = choice === 'webgpu' && webGpuIsSoftware() && process.env[WEBGPU_ADAPTER_ENV] !== 'any';
+  const probe = probeShape(choice === 'cpu' || (choice === 'webgpu' && webGpuIsSoftware()));
+  const loaded = { loaded: true as const, detail, probe, ...(gpu === undefined ? {} : { gpu }), ...(software ? { software } : {}) };
   await answer({ ...loaded, imagesPerSecond: null, probeError: 'the speed probe did not finish' });
   try {
     await answer({ ...loaded, imagesPerSecond: await timeSteps(probe) });

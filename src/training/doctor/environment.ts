@@ -8,27 +8,19 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { BACKEND_CHOICES, type UserBackendName } from '../config';
-// INTEGRATE: import { describeWebGpuAdapters } from '../tfjs/webgpuBackend';
-const describeWebGpuAdapters = async (): Promise<EnvironmentReport['webgpu']> => ({ adapters: [], reason: 'not checked yet' });
+import { describeWebGpuAdapters, type WebGpuAdapterReport } from '../tfjs/webgpuBackend';
 
 export type ProbeReply =
   | {
     loaded: true; detail: string; imagesPerSecond: number | null; gpu?: boolean; probeError?: string;
+    /** WebGPU on a software adapter (lavapipe, SwiftShader): it works, but auto passes it over for wasm. */
+    software?: boolean;
     /** What the speed probe trained on: images per step, and their side in pixels. */
     probe: { images: number; size: number };
   }
   | { loaded: false; reason: string };
 
 export type BackendReport = { name: UserBackendName } & ProbeReply;
-
-export interface WebGpuAdapterReport {
-  vendor: string;
-  architecture: string;
-  device: string;
-  description: string;
-  backendType?: string;
-  fallback: boolean;
-}
 
 export interface EnvironmentReport {
   node: string;
@@ -131,9 +123,10 @@ export function formatEnvironment(report: EnvironmentReport): string[] {
     const speed = b.imagesPerSecond !== null ? `${rate(b.imagesPerSecond)} img/s (tiny model, ${b.probe.images} × ${b.probe.size} px, 3-step probe)`
       : `loads, but the probe failed: ${b.probeError}`;
     const gpu = b.gpu === undefined ? '' : b.gpu ? ', on a CUDA GPU' : ', on the CPU (no CUDA device in use)';
-    lines.push(`  ${b.name}: ${b.detail}${gpu} — ${speed}`);
+    const software = b.software ? ' (a software adapter: auto passes it over)' : '';
+    lines.push(`  ${b.name}: ${b.detail}${gpu}${software} — ${speed}`);
   }
-  const chosen = report.backends.find((b) => b.loaded);
+  const chosen = report.backends.find((b) => b.loaded && !b.software);
   const all = report.backends.length === BACKEND_CHOICES.length;
   lines.push('', chosen ? `${all ? '--backend auto' : 'Of those checked, --backend auto'} uses ${chosen.name} here.`
     : 'None of the backends checked loads here: see the reasons above.');

@@ -13,7 +13,7 @@ import { embedRecords } from '../embedding';
 import { knnAccuracy } from '../monitor';
 import { SgdMomentum } from '../optimizer';
 import type { LearningRates } from '../schedule';
-import { parameterGroups, parametersOf, trainStep, type Parameters } from '../step';
+import { parameterGroups, parametersOf, trainStepAsync, type Parameters } from '../step';
 import { DataParallelTrainer, replicaCount } from '../tfjs/dataParallel';
 import { lastGoodCheckpoint, removeStaleTemporaries, saveCheckpoint } from './checkpoint';
 import { MetricsLog, writeStatus, type RunRecord } from './runStore';
@@ -133,7 +133,7 @@ export class TrainingRun {
       const count = batch.indices.length;
       const { loss, zStd } = this.parallel
         ? await this.parallel.step(batch.view1, batch.view2, count, groups)
-        : this.trainSingle(batch.view1, batch.view2, count, groups);
+        : await this.trainSingle(batch.view1, batch.view2, count, groups);
       this.step += 1;
       if (!Number.isFinite(loss)) await this.diverged(loss);
       lossSum += loss;
@@ -250,12 +250,12 @@ export class TrainingRun {
     tf.dispose(Object.values(saved));
   }
 
-  private trainSingle(view1: Float32Array, view2: Float32Array, count: number, groups: ReturnType<typeof parameterGroups>) {
+  private async trainSingle(view1: Float32Array, view2: Float32Array, count: number, groups: ReturnType<typeof parameterGroups>) {
     const size = this.config.imageSize;
     const x1 = tf.tensor4d(view1, [count, size, size, 3]);
     const x2 = tf.tensor4d(view2, [count, size, size, 3]);
     try {
-      return trainStep(this.input.model, x1, x2, this.parameters.variables, this.optimizer, groups);
+      return await trainStepAsync(this.input.model, x1, x2, this.parameters.variables, this.optimizer, groups);
     } finally {
       tf.dispose([x1, x2]);
     }

@@ -18,12 +18,13 @@ import { BACKEND_CHOICES, type BackendRequest, type UserBackendName } from '../c
 import { WASM_DIR_ENV } from '../protocol';
 import { activate, type LoadedBackend } from './loadedBackend';
 import { loadNode } from './nodeBackend';
+import { checkAdapterForAuto, loadWebGpu } from './webgpuBackend';
 
 /**
  * Backend names as tfjs spells them. Both tfjs-node packages register as 'tensorflow' (what
  * tf.getBackend() says); 'tensorflow-gpu' is accepted to ask for the GPU build.
  */
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 /** What selectBackend takes: a person's choice, or tfjs' own name (a replica thread follows its main thread's). */
 export type BackendSelection = BackendRequest | BackendName;
 
@@ -92,7 +93,7 @@ async function loadCpu(): Promise<LoadedBackend> {
 }
 
 const REQUEST_ALIASES: Record<BackendSelection, UserBackendName | 'auto'> = {
-  auto: 'auto', 'node-gpu': 'node-gpu', node: 'node', wasm: 'wasm', cpu: 'cpu',
+  auto: 'auto', 'node-gpu': 'node-gpu', node: 'node', webgpu: 'webgpu', wasm: 'wasm', cpu: 'cpu',
   'tensorflow-gpu': 'node-gpu', tensorflow: 'node',
 };
 
@@ -100,6 +101,7 @@ function load(choice: UserBackendName): Promise<LoadedBackend> {
   switch (choice) {
     case 'node-gpu':
     case 'node': return loadNode(choice);
+    case 'webgpu': return loadWebGpu();
     case 'wasm': return loadWasm();
     case 'cpu': return loadCpu();
   }
@@ -107,7 +109,7 @@ function load(choice: UserBackendName): Promise<LoadedBackend> {
 
 /** One load per backend, shared by concurrent and later callers; forgotten if it fails. */
 const loads = new Map<UserBackendName, Promise<LoadedBackend>>();
-let autoChoice: Promise<UserBackendName> | undefined;
+let autoChoice: Promise<{ choice: UserBackendName; skipped: string[] }> | undefined;
 
 async function use(choice: UserBackendName): Promise<LoadedBackend> {
   let loading = loads.get(choice);
@@ -122,12 +124,15 @@ async function use(choice: UserBackendName): Promise<LoadedBackend> {
   return backend;
 }
 
-async function chooseAutomatically(): Promise<UserBackendName> {
+async function chooseAutomatically(): Promise<{ choice: UserBackendName; skipped: string[] }> {
   const failures: string[] = [];
   for (const choice of BACKEND_CHOICES) {
     try {
+      if (choice === 'webgpu') {
+        await checkAdapterForAuto();
+      }
       await use(choice);
-      return choice;
+      return { choice, skipped: failures };
     } catch (error) {
       failures.push(`${choice}: ${(error as Error).message}`);
     }
@@ -137,7 +142,7 @@ async function chooseAutomatically(): Promise<UserBackendName> {
 
 /**
  * Makes `requested` the active tfjs backend and says what it is. 'auto' takes the first of
- * tfjs-node-gpu, tfjs-node, wasm, cpu that loads; a named backend that cannot load throws an
+ * tfjs-node-gpu, tfjs-node, WebGPU (on a GPU's adapter), wasm, cpu that loads; a named backend that cannot load throws an
  * Error saying how to fix it. Calling it again is cheap and returns the same answer.
  */
 export async function selectBackend(requested: BackendSelection): Promise<BackendInfo> {
@@ -151,7 +156,7 @@ export async function selectBackend(requested: BackendSelection): Promise<Backen
       autoChoice = chooseAutomatically();
       autoChoice.catch(() => { autoChoice = undefined; });
     }
-    choice = await autoChoice;
+    ({ choice } = await autoChoice);
   } else {
     choice = alias;
   }
@@ -159,4 +164,17 @@ export async function selectBackend(requested: BackendSelection): Promise<Backen
   // Whatever the backend, a training step's backward pass frees what each op's gradient consumed.
   releaseGradientInputsEarly();
   return { name: backendName, requested, detail };
+}
+
+/**
+ * For the log: each backend that 'auto' tried before the one it chose, and why it was passed over
+ * ('webgpu: no WebGPU adapter: ...'); empty until selectBackend('auto') has chosen.
+ */
+export async function autoSkipped(): Promise<string[]> {
+  if (autoChoice === undefined) return [];
+  try {
+    return [...(await autoChoice).skipped];
+  } catch {
+    return [];
+  }
 }
