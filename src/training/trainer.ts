@@ -20,6 +20,7 @@ import {
   createRunDir, defaultRunsDir, readRun, readStoredStatus, writeJsonAtomic, RUN_FILE, type RunRecord,
 } from './run/runStore';
 import { withRunLock } from './run/runLock';
+import { defaultRunName } from './run/runNames';
 import { hasKnnMonitor, StopSignal, summarise, TrainingError, TrainingRun, type TrainingRunInput } from './run/trainingRun';
 import { message, type DoneMessage, type Emit, type ResumeRequest, type TrainRequest } from './protocol';
 
@@ -38,11 +39,12 @@ export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, e
   await refuseStepsTooLargeForWasm(config, backend.name, emit);
   if (stop.requested) throw new StoppedBeforeStart('Stopped before training started: no run was created.');
 
-  const { dir, id } = createRunDir(runsDir, request.name ?? `${config.preset}-${path.basename(folder)}`);
+  const name = request.name ?? defaultRunName(folder, config, runsDir);
+  const { dir, id } = createRunDir(runsDir, name);
   // Held from the moment the folder exists: no other process resumes it meanwhile, and readers see it running.
   return withRunLock(dir, 'training', 'training', async () => {
     const record: RunRecord = {
-      id, name: request.name ?? path.basename(folder), createdAt: new Date().toISOString(), config,
+      id, name, createdAt: new Date().toISOString(), config,
       dataset: summarise(dataset), backend: backend.detail,
     };
     writeJsonAtomic(path.join(dir, RUN_FILE), record);
@@ -91,7 +93,8 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
           `(step ${checkpoint.step}): resume it with more epochs than that.`);
       }
       await refuseStepsTooLargeForWasm(config, backend.name, emit);
-      const updated: RunRecord = { ...record, config, backend: backend.detail };
+      // Re-read: a rename or note written while the images were scanned is kept.
+      const updated: RunRecord = { ...readRun(runDir), config, backend: backend.detail };
       writeJsonAtomic(path.join(runDir, RUN_FILE), updated);
       input = {
         runDir, record: updated, dataset, ...images, model: checkpoint.model, optimizerState: checkpoint.optimizerState,
@@ -147,6 +150,7 @@ async function train(input: TrainingRunInput): Promise<DoneMessage> {
       await run.checkpoint();
       if (run.stopRequested && run.epoch < config.epochs) return run.finish('stopped');
     }
+    await run.recordEvaluation();
     return run.finish('completed');
   } catch (error) {
     run.failed(error);

@@ -76,6 +76,8 @@ export function stepText(p: Pick<RunProgress, 'step' | 'epochs' | 'batchesPerEpo
 
 const PHASE_NAMES = new Map([
   ['decode', 'loading images'], ['evaluate', 'evaluating kNN'], ['embed', 'indexing images'], ['measure memory', 'measuring memory'],
+  ['final evaluation', 'evaluating (kNN, linear probe)'], ['evaluate untrained', 'evaluating the untrained network'],
+  ['compile', 'compiling CUDA kernels for this GPU (first run only, can take minutes)'],
 ]);
 
 /** "loading images 12/42"; a task this version does not know is named as the engine sent it. */

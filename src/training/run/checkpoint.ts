@@ -10,17 +10,19 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import * as v from 'valibot';
 import { count, describeIssue } from '../versioned';
-import { CHECKPOINT_POINTER, readCheckpointPointer, writeJsonAtomic, type CheckpointPointer } from './runStore';
+import {
+  CHECKPOINT_POINTER, CHECKPOINTS_DIR, checkpointFoldersOnDisk, checkpointSteps, readCheckpointPointer, writeJsonAtomic, type CheckpointPointer,
+} from './runStore';
+
+export { checkpointSteps };
 import { runLockState } from './runLock';
 import { digestOf, float32View, ownBuffer } from './fileChecks';
 
-const CHECKPOINTS_DIR = 'checkpoints';
 const KEEP_CHECKPOINTS = 2;
 const MODEL_FILE = 'model.json';
 const WEIGHTS_FILE = 'weights.bin';
 const OPTIMIZER_FILE = 'optimizer.json';
 const MOMENTUM_FILE = 'optimizer.bin';
-const CHECKPOINT_NAME = /^step-(\d+)$/;
 /** `.tmp-<checkpoint name>-<pid of its writer>` */
 const TEMPORARY_NAME = /^\.tmp-step-\d+-(\d+)$/;
 
@@ -182,25 +184,16 @@ export async function saveCheckpoint(runDir: string, model: tf.LayersModel, opti
     writing.delete(temporaryDir);
   }
   pointTo(runDir, name, step, epoch);
-  pruneCheckpoints(checkpointsDir, name);
+  pruneCheckpoints(runDir, name);
   return finalDir;
 }
 
-function pruneCheckpoints(checkpointsDir: string, newest: string): void {
-  const old = fs.readdirSync(checkpointsDir).filter((n) => CHECKPOINT_NAME.test(n) && n !== newest).sort();
+function pruneCheckpoints(runDir: string, newest: string): void {
+  const checkpointsDir = path.join(runDir, CHECKPOINTS_DIR);
+  const old = checkpointFoldersOnDisk(runDir).map((c) => c.name).filter((n) => n !== newest).sort();
   for (const name of old.slice(0, Math.max(0, old.length - (KEEP_CHECKPOINTS - 1)))) {
     fs.rmSync(path.join(checkpointsDir, name), { recursive: true, force: true });
   }
-}
-
-/** Checkpoint folders of the run, newest first, with their steps. */
-function checkpointFolders(runDir: string): { name: string; step: number }[] {
-  const checkpointsDir = path.join(runDir, CHECKPOINTS_DIR);
-  if (!fs.existsSync(checkpointsDir)) return [];
-  return fs.readdirSync(checkpointsDir).flatMap((name) => {
-    const match = CHECKPOINT_NAME.exec(name);
-    return match ? [{ name, step: Number(match[1]) }] : [];
-  }).sort((a, b) => b.step - a.step);
 }
 
 /** Reads one checkpoint folder; every problem found becomes a CheckpointError naming the file. */
@@ -212,7 +205,8 @@ class CheckpointReader {
   }
 
   fail(file: string, problem: string): never {
-    const earlier = checkpointFolders(this.runDir).find((c) => c.step < Number(CHECKPOINT_NAME.exec(this.name)?.[1]));
+    const step = checkpointFoldersOnDisk(this.runDir).find((c) => c.name === this.name)?.step ?? Infinity;
+    const earlier = checkpointFoldersOnDisk(this.runDir).find((c) => c.step < step);
     throw new CheckpointError(`Checkpoint ${this.dir} cannot be used: ${path.join(this.dir, file)} ${problem}.`, earlier
       ? `Resume the run to continue from the checkpoint before it (${path.join(CHECKPOINTS_DIR, earlier.name)}), or start a new run.`
       : 'The run has no earlier checkpoint: start a new run.');
@@ -352,7 +346,7 @@ export async function loadLastGoodCheckpoint(runDir: string, onRefused: (refused
     pointer = readCheckpointPointer(runDir);
     // No pointer: before the first checkpoint, or a crash between a folder's rename and the
     // pointer's write; in the second case the folder on disk is the checkpoint to use.
-    if (!pointer && checkpointFolders(runDir).length === 0) return null;
+    if (!pointer && checkpointFoldersOnDisk(runDir).length === 0) return null;
   } catch (error) {
     // A garbled checkpoint.json names no step: every checkpoint folder on disk is a candidate.
     refuse(new CheckpointError((error as Error).message, 'The newest intact checkpoint on disk is used instead.'));
@@ -364,7 +358,7 @@ export async function loadLastGoodCheckpoint(runDir: string, onRefused: (refused
       refuse(error);
     }
   }
-  for (const { name, step } of checkpointFolders(runDir)) {
+  for (const { name, step } of checkpointFoldersOnDisk(runDir)) {
     if (pointer && step >= pointer.step) continue;
     try {
       const loaded = await new CheckpointReader(runDir, name).checkpoint(null);
@@ -376,6 +370,19 @@ export async function loadLastGoodCheckpoint(runDir: string, onRefused: (refused
   }
   throw new CheckpointError(`No checkpoint of ${runDir} can be used: ${refused.map((e) => e.problem).join(' ') || 'there is none on disk.'}`,
     'Start a new run.');
+}
+
+/** The checkpoint at `step`, checked as a resume checks it, without its optimizer state. */
+export async function loadCheckpointAt(runDir: string, step: number): Promise<Omit<LoadedCheckpoint, 'optimizerState'>> {
+  const folder = checkpointFoldersOnDisk(runDir).find((f) => f.step === step);
+  if (!folder) {
+    const steps = checkpointSteps(runDir);
+    throw new CheckpointError(`${runDir} has no checkpoint at step ${step}.`,
+      steps.length ? `Its checkpoints on disk are at step ${steps.join(', ')}.` : 'It has no checkpoint yet.');
+  }
+  const { optimizerState, ...loaded } = await new CheckpointReader(runDir, folder.name).checkpoint(null);
+  tf.dispose(Object.values(optimizerState));
+  return loaded;
 }
 
 /**

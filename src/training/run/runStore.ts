@@ -202,7 +202,7 @@ export function writeStatus(runDir: string, record: Omit<StatusRecord, 'updatedA
 }
 
 /** Parses `file` as JSON and checks it against `schema`; an error names the file and the field. */
-function readChecked<S extends v.GenericSchema>(file: string, schema: S): v.InferOutput<S> {
+export function readChecked<S extends v.GenericSchema>(file: string, schema: S): v.InferOutput<S> {
   const result = v.safeParse(schema, readJson<unknown>(file));
   if (!result.success) throw new Error(`${file} is not a valid ${path.basename(file)}: ${describeIssue(result.issues)}.`);
   return result.output;
@@ -278,6 +278,25 @@ export function setRunNote(runDir: string, note: string): RunRecord {
     if (text.trim()) stored.note = text.replace(/\s+$/, '');
     else delete stored.note;
   });
+}
+
+/** The folder of a run's checkpoints, each `step-<8-digit step>` (run/checkpoint.ts writes and reads them). */
+export const CHECKPOINTS_DIR = 'checkpoints';
+const CHECKPOINT_NAME = /^step-(\d+)$/;
+
+/** The checkpoint folders on disk, newest first (checked when loaded, not here). */
+export function checkpointFoldersOnDisk(runDir: string): { name: string; step: number }[] {
+  const checkpointsDir = path.join(runDir, CHECKPOINTS_DIR);
+  if (!fs.existsSync(checkpointsDir)) return [];
+  return fs.readdirSync(checkpointsDir).flatMap((name) => {
+    const match = CHECKPOINT_NAME.exec(name);
+    return match ? [{ name, step: Number(match[1]) }] : [];
+  }).sort((a, b) => b.step - a.step);
+}
+
+/** Steps of the checkpoints on disk (a run keeps its last few), newest first. */
+export function checkpointSteps(runDir: string): number[] {
+  return checkpointFoldersOnDisk(runDir).map((folder) => folder.step);
 }
 
 /** The latest checkpoint, or null before the first one. */

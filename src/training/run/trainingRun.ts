@@ -2,6 +2,7 @@
 // data, the metrics log and status.json, and the protocol messages that report them. The trainer's
 // loop (../trainer.ts) calls these steps in the order of the official main loop; this is where
 // their plumbing lives.
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainConfig } from '../config';
 import type { DatasetScan, ImageRecord } from '../data/dataset';
@@ -11,6 +12,7 @@ import { augmentConfigFor } from '../data/augment';
 import type { SkippedFiles } from '../data/skippedFiles';
 import { embedRecords } from '../embedding';
 import { knnAccuracy } from '../monitor';
+import { evaluationRecord } from '../evaluation/evaluateRun';
 import { SgdMomentum } from '../optimizer';
 import type { LearningRates } from '../schedule';
 import { parameterGroups, parametersOf, trainStepAsync, type Parameters } from '../step';
@@ -131,9 +133,12 @@ export class TrainingRun {
     let steps = 0;
     for await (const batch of this.loader.epoch(this.epoch, this.step - this.epoch * this.batchesPerEpoch)) {
       const count = batch.indices.length;
+      const compiling = this.firstCudaStep();
+      if (compiling) this.input.emit(message({ type: 'progress', task: 'compile', done: 0, total: 1 }));
       const { loss, zStd } = this.parallel
         ? await this.parallel.step(batch.view1, batch.view2, count, groups)
         : await this.trainSingle(batch.view1, batch.view2, count, groups);
+      if (compiling) this.input.emit(message({ type: 'progress', task: 'compile', done: 1, total: 1 }));
       this.step += 1;
       if (!Number.isFinite(loss)) await this.diverged(loss);
       lossSum += loss;
@@ -176,6 +181,18 @@ export class TrainingRun {
     const knnTop1 = await this.evaluate();
     if (knnTop1 === null) return;
     this.record({ kind: 'eval', step: this.step, epoch: this.epoch, knnTop1 });
+    this.metrics.flush();
+  }
+
+  /**
+   * The full evaluation of the trained network (kNN at k = 20 and 200, linear probe, precision@10)
+   * beside its random-init baseline, recorded as the run's last metric.
+   */
+  async recordEvaluation(): Promise<void> {
+    const { model, dataset, runDir, emit, evalCache } = this.input;
+    this.record(await evaluationRecord(model, { step: this.step, epoch: this.epoch }, {
+      config: this.config, dataset, runsDir: path.dirname(runDir), emit, cache: evalCache, onSkipped: (w) => this.skip(w),
+    }));
     this.metrics.flush();
   }
 
@@ -230,6 +247,19 @@ export class TrainingRun {
     this.metrics.add(record);
     this.input.emit(message({ type: 'metric', record }));
   }
+
+  /**
+   * True once, for the first step on tfjs-node-gpu: libtensorflow 2.9's CUDA kernels predate newer
+   * GPUs, whose driver compiles them from PTX then (minutes, cached for later runs), which a person
+   * would otherwise take for a hang.
+   */
+  private firstCudaStep(): boolean {
+    if (this.cudaWarmedUp || !this.input.record.backend.startsWith('tfjs-node-gpu')) return false;
+    this.cudaWarmedUp = true;
+    return true;
+  }
+
+  private cudaWarmedUp = false;
 
   private skip(warning: LoaderWarning): void {
     this.input.skipped.report(warning.file, warning.reason);
