@@ -7,6 +7,7 @@
 //                             SIMSIAM_WASM_DIR), and the augmentation kernels (scripts/buildKernels.mjs)
 //   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
 //   media/dist/runsTable.js   the runs table's script (media/src/runsTable/), uPlot inside too
+//   media/dist/embeddingMap.js  the embedding map and data views panel's script (media/src/embeddingMap/), no library
 // sharp and webgpu (native) stay external and ship in node_modules inside each platform's .vsix
 // (see scripts/package.mjs); @tensorflow/tfjs-backend-webgpu is plain JavaScript and is bundled.
 //
@@ -63,7 +64,8 @@ async function build() {
     }),
     esbuild.build({
       ...common, platform: 'browser', format: 'iife', target: 'es2022',
-      entryPoints: { panel: 'media/src/panel.ts', runsTable: 'media/src/runsTable/main.ts' }, outdir: mediaDist,
+      entryPoints: { panel: 'media/src/panel.ts', runsTable: 'media/src/runsTable/main.ts', embeddingMap: 'media/src/embeddingMap/main.ts' },
+      outdir: mediaDist,
     }),
   ]);
   checkExtensionStaysLight(extension.metafile);
@@ -73,10 +75,12 @@ async function build() {
   }
   await buildKernels(path.join(dist, KERNELS_FILE));
   fs.copyFileSync(path.join(root, 'node_modules/uplot/dist/uPlot.min.css'), path.join(mediaDist, 'uPlot.min.css'));
+  // Into media/dist, which the package already takes whole (*.css), next to its script.
+  fs.copyFileSync(path.join(root, 'media/src/embeddingMap/embeddingMap.css'), path.join(mediaDist, 'embeddingMap.css'));
   const size = (file) => `${(fs.statSync(file).size / 1024).toFixed(0)} KiB`;
   console.log(`built in ${Date.now() - started} ms${production ? ' (production)' : ''}: ` +
     ['dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`), 'media/dist/panel.js',
-      'media/dist/runsTable.js']
+      'media/dist/runsTable.js', 'media/dist/embeddingMap.js']
       .map((f) => `${f} ${size(path.join(root, f))}`).join(', '));
 }
 
@@ -88,6 +92,8 @@ function checkExtensionStaysLight(metafile) {
   const allowedEngineModules = new Set([
     'src/training/protocol.ts', 'src/training/metrics.ts', 'src/training/versioned.ts', 'src/training/run/runStore.ts', 'src/training/run/runLock.ts', 'src/training/config.ts', 'src/training/printable.ts',
     'src/training/data/dataset.ts', 'src/training/data/rng.ts', 'src/training/paths.ts', 'src/training/run/runsReport.ts',
+    // Run names and sweep planning (src/host/commands.ts, sweepQueue.ts): plain config arithmetic and run.json reads.
+    'src/training/run/runNames.ts', 'src/training/sweep.ts',
   ]);
   const offending = Object.keys(metafile.inputs).filter((input) =>
     /node_modules\/(@tensorflow|sharp|@img|webgpu)\//.test(input) ||

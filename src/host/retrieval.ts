@@ -2,7 +2,11 @@
 // (training runs have their own). The engine handles one request at a time and its replies carry
 // no request id, so requests are queued here and each waits for its own result message.
 import * as vscode from 'vscode';
-import type { EngineMessage, Neighbour, SimilarResultMessage } from '../training/protocol';
+import type {
+  DataViewName, DataViewResultMessage, DuplicatesResultMessage, EngineMessage, MapMethod, MapResultMessage, Neighbour,
+  PreviewResultMessage, SimilarResultMessage, ExportRequest, ExportResultMessage,
+} from '../training/protocol';
+import type { PreviewRequestFields } from './panel/augmentationPreview';
 import type { EngineProcess } from './engineProcess';
 import type { EngineLauncher } from './training';
 
@@ -34,6 +38,44 @@ export class RetrievalClient implements vscode.Disposable {
     const result = await this.request((engine) => engine.send({ type: 'similar', runDir, image, k }),
       (m): m is SimilarResultMessage => m.type === 'similarResult', onProgress);
     return result.neighbours;
+  }
+
+  /** Writes the run's embeddings (indexing what is new first); resolves to the files written. */
+  async export(runDir: string, format: ExportRequest['format'], out: string, onProgress?: (p: ProgressReport) => void): Promise<string[]> {
+    const result = await this.request((engine) => engine.send({ type: 'export', runDir, format, out }),
+      (m): m is ExportResultMessage => m.type === 'exportResult', onProgress);
+    return result.files;
+  }
+
+  /** The run's embedding map by `method` (UMAP cached per checkpoint in the run folder), after indexing what is new. */
+  map(runDir: string, method: MapMethod, onProgress?: (p: ProgressReport) => void): Promise<MapResultMessage> {
+    return this.request((engine) => engine.send({ type: 'map', runDir, method }),
+      (m): m is MapResultMessage => m.type === 'mapResult', onProgress);
+  }
+
+  /** One of the ranked data views (label issues, outliers, redundant) of the run's images. */
+  dataView(runDir: string, view: DataViewName, k: number, limit: number, onProgress?: (p: ProgressReport) => void): Promise<DataViewResultMessage> {
+    return this.request((engine) => engine.send({ type: 'dataView', runDir, view, k, limit }),
+      (m): m is DataViewResultMessage => m.type === 'dataViewResult', onProgress);
+  }
+
+  /** Groups of near-duplicate images above `threshold` (cosine), largest first. */
+  duplicates(runDir: string, threshold: number, onProgress?: (p: ProgressReport) => void): Promise<DuplicatesResultMessage> {
+    return this.request((engine) => engine.send({ type: 'duplicates', runDir, threshold }),
+      (m): m is DuplicatesResultMessage => m.type === 'duplicatesResult', onProgress);
+  }
+
+  /** The neighbours of the mean of several images' l2-normalised embeddings (re-normalised), the images left out. */
+  async similarToMean(runDir: string, images: string[], k: number, onProgress?: (p: ProgressReport) => void): Promise<Neighbour[]> {
+    const result = await this.request((engine) => engine.send({ type: 'similarToMean', runDir, images, k }),
+      (m): m is SimilarResultMessage => m.type === 'similarResult', onProgress);
+    return result.neighbours;
+  }
+
+  /** Pairs of views of a few images of a folder exactly as the trainer renders them (src/training/data/preview.ts). */
+  preview(request: PreviewRequestFields, onProgress?: (p: ProgressReport) => void): Promise<PreviewResultMessage> {
+    return this.request((engine) => engine.send({ type: 'preview', ...request }),
+      (m): m is PreviewResultMessage => m.type === 'previewResult', onProgress);
   }
 
   private request<T extends EngineMessage>(send: (engine: EngineProcess) => void, isResult: (m: EngineMessage) => m is T,

@@ -4,7 +4,8 @@
 // axes that count in whole numbers and solid curves in every built-in theme; Command Palette →
 // SimSiam: Train Folder → the panel's loss chart gets points and the run finishes; right-click an
 // image in the Explorer → Find Similar Images (menus show commands without their category) → the gallery shows its thumbnails, captioned with
-// their paths. Screenshots go to test-output/ui/.
+// their paths; Open Embedding Map → the run's images as points, a box selection lists them with
+// thumbnails. Screenshots go to test-output/ui/.
 //
 // Run: npm run test:ui   (packages the .vsix first). SIMSIAM_VSCODE_HEADED=1 shows the browser.
 // SIMSIAM_UI_DATASET=<folder> trains on a copy of that folder with the tiny preset's own image size
@@ -62,6 +63,14 @@ async function reloadWindow(page: Page): Promise<void> {
 async function panelFrame(page: Page): Promise<Frame | undefined> {
   for (const frame of page.frames()) {
     if (await frame.$('#chart-loss').catch(() => null)) return frame;
+  }
+  return undefined;
+}
+
+/** The frame of the embedding map panel's content. */
+async function mapFrame(page: Page): Promise<Frame | undefined> {
+  for (const frame of page.frames()) {
+    if (await frame.$('#map-canvas').catch(() => null)) return frame;
   }
   return undefined;
 }
@@ -364,6 +373,36 @@ async function main(): Promise<number> {
       await shot('04-gallery');
     });
 
+    await step('palette → SimSiam: Open Embedding Map → the run\'s images as points; a box selection lists them with thumbnails', async () => {
+      await runCommand(page, 'SimSiam: Open Embedding Map');
+      // No run named: the quick pick offers the runs with a checkpoint (the trained one, of this workspace).
+      await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
+      const frame = await until('the embedding map panel', () => mapFrame(page));
+      const points = await until('points on the map', async () => Number(await frame.getAttribute('#map-canvas', 'data-points')) || undefined);
+      await twoFrames(frame);
+      await frame.click('#map-box');
+      const box = await until('the map canvas on screen', () => frame.locator('#map-canvas').boundingBox());
+      await page.mouse.move(box.x + box.width * 0.02, box.y + box.height * 0.02);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width * 0.98, box.y + box.height * 0.98, { steps: 8 });
+      await page.mouse.up();
+      const selected = await until('the selection list', async () => Number(await frame.getAttribute('#selection', 'data-count')) || undefined);
+      if (selected !== points) throw new Error(`a box over the whole map selected ${selected} of ${points} images`);
+      // The first row is on screen (the rest load lazily, as they are scrolled to).
+      const loaded = await until('selection thumbnails to load', async () => {
+        const widths = await frame.$$eval('#selection .thumb img', (images) => images.slice(0, 4).map((i) => (i as HTMLImageElement).naturalWidth));
+        return widths.length > 0 && widths.every((w) => w > 0) ? widths.length : undefined;
+      });
+      const captions = await frame.$$eval('#selection .thumb', (figures) => figures.map((f) => (f as HTMLElement).dataset.path ?? ''));
+      if (captions.length !== Math.min(points, 200) || captions.some((c) => !c.includes('/'))) throw new Error(`selection captions: ${captions.slice(0, 5).join(', ')}…`);
+      if ((await frame.getAttribute('#app', 'data-csp-violations')) !== null) throw new Error('the map panel reported content security policy violations');
+      console.log(`    ${points} points, ${selected} selected, ${loaded} thumbnails checked`);
+      await shot('04b-embedding-map');
+      // Back to the experiment panel, which the next steps reload and inspect.
+      await runCommand(page, 'View: Close Editor');
+      await until('the experiment panel in front again', () => panelFrame(page));
+    });
+
     await step('after a window reload the panel comes back with its curves and its gallery', async () => {
       await reloadWindow(page);
       const frame = await until('the restored experiment panel', () => panelFrame(page));
@@ -495,7 +534,7 @@ async function main(): Promise<number> {
   }
   fs.rmSync(untrusted, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 14;
+  const expected = 15;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);

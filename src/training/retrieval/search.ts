@@ -5,6 +5,14 @@ import * as tf from '@tensorflow/tfjs';
 
 export interface Match { row: number; score: number }
 
+/** Each row's k nearest other rows by cosine, best first: row i's are at [i·k, (i+1)·k). */
+export interface NeighbourTable {
+  count: number;
+  k: number;
+  rows: Int32Array;
+  scores: Float32Array;
+}
+
 export interface DuplicateRows {
   /** Rows of the group, ascending. */
   rows: number[];
@@ -213,6 +221,42 @@ export class VectorIndex {
       members.dispose();
     }
     return minimum;
+  }
+
+  /**
+   * Every row's k nearest other rows, best first, as flat arrays (row i's neighbours at
+   * [i·k, (i+1)·k)). Blocks of rows are multiplied against the whole index and only their top
+   * k + 1 (tf.topk on the backend) cross back, so memory stays bounded at any size.
+   */
+  async neighbourTable(k: number, onProgress?: (done: number, total: number) => void): Promise<NeighbourTable> {
+    const n = this.count;
+    const width = Math.max(0, Math.min(k, n - 1));
+    const rows = new Int32Array(n * width);
+    const scores = new Float32Array(n * width);
+    const blockRows = Math.max(1, Math.min(n, 1024, Math.floor(MAX_BLOCK_ENTRIES / Math.max(1, n))));
+    for (let start = 0; start < n && width > 0; start += blockRows) {
+      const size = Math.min(blockRows, n - start);
+      const { values, indices } = tf.tidy(() => {
+        const block = tf.transpose(tf.slice(this.columns, [0, start], [this.dims, size]));
+        return tf.topk(tf.matMul(block, this.columns), width + 1, true);
+      });
+      const [topScores, topRows] = await Promise.all([values.data(), indices.data()]);
+      values.dispose();
+      indices.dispose();
+      for (let r = 0; r < size; r++) {
+        const self = start + r;
+        let written = 0;
+        for (let j = 0; j <= width && written < width; j++) {
+          const row = topRows[r * (width + 1) + j];
+          if (row === self) continue; // an exact duplicate may rank above the row itself
+          rows[self * width + written] = row;
+          scores[self * width + written] = topScores[r * (width + 1) + j];
+          written++;
+        }
+      }
+      onProgress?.(Math.min(n, start + size), n);
+    }
+    return { count: n, k: width, rows, scores };
   }
 
   dispose(): void {

@@ -14,7 +14,7 @@ import { withRunLock } from '../run/runLock';
 import { isInsideFolder } from '../paths';
 import { SkippedFiles } from '../data/skippedFiles';
 import {
-  message, type Emit, type EngineMessage, type EmbedRequest, type SimilarRequest, type Neighbour,
+  message, type Emit, type EngineMessage, type EmbedRequest, type SimilarRequest, type SimilarToMeanRequest, type Neighbour,
 } from '../protocol';
 import {
   assembleIndex, listDatasetFiles, loadIndex, manifestStamp, planUpdate, readManifest, writeIndex,
@@ -204,6 +204,31 @@ function checkQueryFile(file: string): void {
   if (!stats.isFile()) throw new Error(`Query image ${file} is not a file.`);
 }
 
+/** What work done on a run's up-to-date index is given (see withFreshIndex). */
+export interface FreshIndex {
+  runDir: string;
+  record: RunRecord;
+  manifest: IndexManifest;
+  /** Identifies the index's content: changes whenever any row or the checkpoint does. */
+  contentId: string;
+  search: VectorIndex;
+}
+
+/**
+ * `work` on the run's index brought up to date with its latest checkpoint, holding the run's
+ * index lock throughout (so no other process rewrites the index under it) and one call at a
+ * time in this process. For the map and the data views, which read the whole index.
+ */
+export function withFreshIndex<T>(runDir: string, activity: string, emit: Emit, work: (index: FreshIndex) => Promise<T>): Promise<T> {
+  const resolvedRun = path.resolve(runDir);
+  return withIndex(resolvedRun, activity, emit, async () => {
+    const { record, index } = await freshIndex(resolvedRun, emit);
+    const { manifest } = index.stored;
+    const contentId = manifest.vectorsSha256 ?? `${manifest.vectorsFile}:${index.stored.stamp}`;
+    return work({ runDir: resolvedRun, record, manifest, contentId, search: index.search });
+  });
+}
+
 /** Embeds every image of the run's dataset that is not indexed yet with the latest checkpoint. */
 export async function embedRun(runDir: string, emit: (m: EngineMessage) => void): Promise<{ images: number; reembedded: number }> {
   const resolvedRun = path.resolve(runDir);
@@ -242,6 +267,53 @@ export async function findSimilar(runDir: string, image: string, k: number, emit
     return {
       query,
       neighbours: matches.map((m) => ({ path: absolutePath(manifest, manifest.files.relPath[m.row]), score: m.score, label: labelOf(manifest, m.row) })),
+    };
+  });
+}
+
+/**
+ * The k images most similar to the mean of several images' l2-normalised embeddings, re-normalised
+ * (one image: its neighbours, as findSimilar), best first; the query images are left out. Indexed
+ * images use their stored vectors, others are embedded on the fly.
+ */
+export async function findSimilarToMean(runDir: string, images: string[], k: number, emit: (m: EngineMessage) => void): Promise<{ query: string; neighbours: Neighbour[] }> {
+  if (!(Number.isInteger(k) && k > 0)) throw new Error(`k must be a positive whole number (got ${k}).`);
+  if (images.length === 0) throw new Error('A query of several images needs at least one image.');
+  const queries = [...new Set(images.map((image) => path.resolve(image)))];
+  queries.forEach(checkQueryFile);
+  const resolvedRun = path.resolve(runDir);
+  return withIndex(resolvedRun, 'finding similar images', emit, async () => {
+    const { run, index } = await freshIndex(resolvedRun, emit);
+    const { manifest } = index.stored;
+    const rows = queries.map((query) => indexedRow(index, query));
+    const mean = new Float32Array(manifest.dims);
+    const add = (vectors: Float32Array) => vectors.forEach((x, i) => (mean[i % manifest.dims] += x));
+    const stored = rows.filter((row): row is number => row !== undefined);
+    if (stored.length) {
+      const vectors = index.search.vectors(stored);
+      try {
+        add((await vectors.data()) as Float32Array);
+      } finally {
+        vectors.dispose();
+      }
+    }
+    for (const [i, query] of queries.entries()) {
+      if (rows[i] === undefined) add(await embedQuery(await modelFor(run, manifest.checkpoint), query, manifest.imageSize));
+    }
+    const norm = Math.sqrt(mean.reduce((sum, x) => sum + x * x, 0));
+    if (!(norm > 0)) throw new Error('The selected images\' embeddings cancel out: choose other images.');
+    const queryVector = tf.tensor2d(mean.map((x) => x / norm), [1, manifest.dims]);
+    let matches;
+    try {
+      [matches] = await index.search.nearest(queryVector, k, [new Set(stored)]);
+    } finally {
+      queryVector.dispose();
+    }
+    const outside = new Set(queries);
+    return {
+      query: queries[0],
+      neighbours: matches.map((m) => ({ path: absolutePath(manifest, manifest.files.relPath[m.row]), score: m.score, label: labelOf(manifest, m.row) }))
+        .filter((n) => !outside.has(path.resolve(n.path))),
     };
   });
 }
@@ -285,7 +357,11 @@ export async function exportEmbeddings(runDir: string, format: 'npy' | 'csv', ou
 }
 
 /** Answers the engine process's embed and similar requests with their result messages. */
-export async function handleRetrievalRequest(request: EmbedRequest | SimilarRequest, send: (m: EngineMessage) => void): Promise<void> {
+export async function handleRetrievalRequest(request: EmbedRequest | SimilarRequest | SimilarToMeanRequest, send: (m: EngineMessage) => void): Promise<void> {
+  if (request.type === 'similarToMean') {
+    send(message({ type: 'similarResult', ...(await findSimilarToMean(request.runDir, request.images, request.k, send)) }));
+    return;
+  }
   if (request.type === 'embed') {
     const result = await embedRun(request.runDir, send);
     send(message({ type: 'embedResult', runDir: path.resolve(request.runDir), ...result }));
