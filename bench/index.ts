@@ -20,9 +20,12 @@ import { benchTrain, writeTrainingFolder, type TrainFigures } from './train';
 import { benchEmbed, type EmbedFigures } from './embed';
 import { benchAugment } from './augment';
 import { benchMemory } from './memory';
+import { benchEvaluation } from './evaluation';
+import { benchMap } from './map';
+import { BACKENDS_DIR_ENV } from '../src/training/protocol';
 import { formatMs, formatRate, mib, since, table, withCpuShare } from './timing';
 
-const SECTIONS = ['train', 'embed', 'augment', 'memory', 'retrieval'] as const;
+const SECTIONS = ['train', 'embed', 'evaluation', 'augment', 'memory', 'retrieval', 'map'] as const;
 type Section = typeof SECTIONS[number];
 
 interface Options {
@@ -132,6 +135,9 @@ function summaryTable(train: TrainFigures[], embed: EmbedFigures[]): string {
 
 async function main(): Promise<void> {
   const options = parseOptions();
+  // tfjs-node built by npm test's preparation (scripts/prepare/tfjs-node.sh) is measured beside wasm.
+  const native = path.join(__dirname, '..', '..', '.native');
+  if (process.env[BACKENDS_DIR_ENV] === undefined && fs.existsSync(native)) process.env[BACKENDS_DIR_ENV] = native;
   const sections = chosenSections(options.only);
   const started = performance.now();
   const machine = describeMachine();
@@ -177,6 +183,7 @@ async function main(): Promise<void> {
       }
     }
     await run('embed', async () => (embed = await benchEmbed(context, records)));
+    await run('evaluation', () => benchEvaluation(context, train, embed));
     await run('augment', () => benchAugment(context));
     const runPeakImages = options.memoryImages ?? (options.quick ? RUN_PEAK_IMAGES_QUICK : RUN_PEAK_IMAGES);
     await run('memory', () => benchMemory(context, backends.usable[0], runPeakImages));
@@ -188,6 +195,8 @@ async function main(): Promise<void> {
       if (code !== 0) context.print(`  bench/retrieval exited with code ${code}`);
       return { exitCode: code };
     });
+    // Last: it switches the tfjs backend.
+    await run('map', () => benchMap(context, backends.usable[0]));
 
     if (train.length || embed.length) {
       context.heading('Summary, tiny preset at 32 px, images/s (median)');

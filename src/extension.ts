@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import { EngineProcess } from './host/engineProcess';
 import { printableLog } from './host/printableLog';
-import { BACKENDS_DIR_ENV, WASM_DIR_ENV } from './training/protocol';
+import { BACKENDS_DIR_ENV, WASM_DIR_ENV, type ExportRequest } from './training/protocol';
 import { RunCatalog } from './host/runCatalog';
 import { TrainingManager } from './host/training';
 import { RetrievalClient } from './host/retrieval';
@@ -16,7 +16,10 @@ import { ExperimentPanels, PANEL_VIEW_TYPE } from './host/panel/experimentPanels
 import type { NativeVariant } from './host/nativeBackendInstaller';
 import { backendsDir, setUpNativeBackend } from './host/nativeBackendSetup';
 import { EnvironmentCheck } from './host/environmentCheck';
+import { CheckpointEvaluator } from './host/checkpointEvaluator';
+import { EmbeddingExport } from './host/embeddingExport';
 import { RunsTablePanels, RUNS_TABLE_VIEW_TYPE, type RunsTableTarget } from './host/runsTable/runsTablePanels';
+import { EmbeddingMapPanels, EMBEDDING_MAP_VIEW_TYPE, type MapTarget } from './host/embeddingMap/embeddingMapPanels';
 
 export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const log = printableLog(vscode.window.createOutputChannel('SimSiam', { log: true }));
@@ -32,11 +35,12 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
   const catalog = new RunCatalog(context.workspaceState, log);
   const training = new TrainingManager(launch, log);
   const retrieval = new RetrievalClient(launch, log);
-  const panels = new ExperimentPanels({ extensionUri: context.extensionUri, state: context.workspaceState, catalog, training, retrieval, log });
+  const panels = new ExperimentPanels({ extensionUri: context.extensionUri, state: context.workspaceState, catalog, training, retrieval, preview: retrieval, log });
   const runsTables = new RunsTablePanels({ extensionUri: context.extensionUri, catalog, log });
+  const mapPanels = new EmbeddingMapPanels({ extensionUri: context.extensionUri, catalog, retrieval, experiments: panels, log });
   const view = new ExperimentsView(catalog, training);
   const statusBar = new TrainingStatusBar(training);
-  const commands = new Commands(catalog, training, panels, log);
+  const commands = new Commands(catalog, training, panels, log, new CheckpointEvaluator(launch, log), new EmbeddingExport(retrieval));
   const environment = new EnvironmentCheck(launch, log);
 
   const treeView = vscode.window.createTreeView('simsiam.experiments', { treeDataProvider: view, showCollapseAll: false });
@@ -46,6 +50,9 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, panels),
     runsTables, vscode.window.registerWebviewPanelSerializer(RUNS_TABLE_VIEW_TYPE, runsTables),
     register('simsiam.openRunsTable', (target?: RunsTableTarget) => runsTables.openCommand(target)),
+    mapPanels, vscode.window.registerWebviewPanelSerializer(EMBEDDING_MAP_VIEW_TYPE, mapPanels),
+    register('simsiam.openEmbeddingMap', (target?: MapTarget) => mapPanels.openCommand(target, 'map')),
+    register('simsiam.showDataViews', (target?: MapTarget) => mapPanels.openCommand(target, 'views')),
     // Explorer menus pass (clicked uri, selected uris); only the clicked one is used.
     register('simsiam.trainFolder', (folder?: vscode.Uri) => commands.trainFolder(folder)),
     register('simsiam.trainWithVariations', (folder?: vscode.Uri) => commands.trainWithVariations(folder)),
@@ -61,10 +68,12 @@ export function activate(context: vscode.ExtensionContext): SimSiamApi {
     register('simsiam.showLog', () => log.show()),
     register('simsiam.setupNativeBackend', (variant?: NativeVariant) => setUpNativeBackend(context, log, variant)),
     register('simsiam.showEnvironment', () => environment.show()),
+    register('simsiam.evaluateCheckpoint', (target?: RunTarget, step?: number) => commands.evaluateCheckpoint(target, step)),
+    register('simsiam.exportEmbeddings', (target?: RunTarget, format?: ExportRequest['format'], out?: string) => commands.exportEmbeddings(target, format, out)),
     register('simsiam.trainSample', () => commands.trainSample(
       vscode.Uri.joinPath(context.extensionUri, 'sample', 'fashion-mnist').fsPath, context.globalStorageUri.fsPath)),
     vscode.workspace.onDidGrantWorkspaceTrust(() => view.refresh()),
   );
   // On shutdown the disposables stop running trainings (each saves a checkpoint) and close the engines.
-  return createApi(commands, training, view, panels, statusBar, runsTables);
+  return createApi(commands, training, view, panels, statusBar, runsTables, mapPanels);
 }

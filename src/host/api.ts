@@ -3,7 +3,7 @@
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { EngineMessage, Neighbour } from '../training/protocol';
-import type { GalleryRenderedReport, RenderedReport } from '../webview/protocol';
+import type { AugmentationPreviewRendered, GalleryRenderedReport, RenderedReport } from '../webview/protocol';
 import type { Commands, SweepChoices, TrainChoices } from './commands';
 import type { SweepQueue } from './sweepQueue';
 import type { ExperimentsView, RowStatus } from './experimentsView';
@@ -11,6 +11,8 @@ import type { SessionOutcome, TrainingManager, TrainingSession } from './trainin
 import type { TrainingStatusBar } from './trainingUi';
 import type { ExperimentPanels } from './panel/experimentPanels';
 import { runsTableApi, type RunsTableApi } from './runsTable/runsTableApi';
+import { embeddingMapApi, type EmbeddingMapApi } from './embeddingMap/embeddingMapApi';
+import type { EmbeddingMapPanels } from './embeddingMap/embeddingMapPanels';
 import type { RunsTablePanels } from './runsTable/runsTablePanels';
 
 export interface StartedRun {
@@ -28,9 +30,11 @@ export interface PanelProbe {
   rendered: RenderedReport | null;
   /** The webview's last report of its gallery. */
   gallery: GalleryRenderedReport | null;
+  /** The webview's last report of its augmentation preview. */
+  preview: AugmentationPreviewRendered | null;
 }
 
-export interface SimSiamApi extends RunsTableApi {
+export interface SimSiamApi extends RunsTableApi, EmbeddingMapApi {
   trainFolder(folder: string, choices?: TrainChoices): Promise<StartedRun>;
   /** "Train Folder with Variations" with its prompts answered (`parameters` required, no confirmation); resolves once queued. */
   trainWithVariations(folder: string, choices: SweepChoices): Promise<SweepQueue>;
@@ -65,13 +69,14 @@ async function started(session: TrainingSession | undefined, what: string): Prom
 }
 
 export function createApi(commands: Commands, training: TrainingManager, view: ExperimentsView, panels: ExperimentPanels,
-  statusBar: TrainingStatusBar, runsTables: RunsTablePanels): SimSiamApi {
+  statusBar: TrainingStatusBar, runsTables: RunsTablePanels, mapPanels: EmbeddingMapPanels): SimSiamApi {
   const probe = (runDir: string): PanelProbe | undefined => {
     const panel = panels.get(runDir);
-    return panel && { posted: Object.fromEntries(panel.posted), rendered: panel.lastRendered, gallery: panel.lastGallery };
+    return panel && { posted: Object.fromEntries(panel.posted), rendered: panel.lastRendered, gallery: panel.lastGallery, preview: panel.lastPreview };
   };
   return {
     ...runsTableApi(runsTables),
+    ...embeddingMapApi(mapPanels),
     async trainFolder(folder, choices) {
       return started(await commands.trainFolder(vscode.Uri.file(path.resolve(folder)), { preset: 'tiny', ...choices }), `Training ${folder}`);
     },

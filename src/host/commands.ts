@@ -9,7 +9,10 @@ import { defaultRunName } from '../training/run/runNames';
 import { parseSweepValues, SWEEP_FIELDS, sweepRuns, sweepSize, type SweepField, type SweepParameter, type SweepRun } from '../training/sweep';
 import { SweepQueue, type SweepRunOutcome } from './sweepQueue';
 import { describeHolder, isLocal, isProvenHolder, runLockState, RunLockedError, withEveryRunLock } from '../training/run/runLock';
-import type { Neighbour } from '../training/protocol';
+import type { EvaluationRecord, ExportRequest, Neighbour } from '../training/protocol';
+import type { EmbeddingExport } from './embeddingExport';
+import { checkpointSteps } from '../training/run/runStore';
+import type { CheckpointEvaluator } from './checkpointEvaluator';
 import type { RunCatalog, RunSummary } from './runCatalog';
 import type { RunEntry } from './runEntry';
 import { isDamaged } from './runEntry';
@@ -72,6 +75,8 @@ export class Commands implements vscode.Disposable {
     private readonly training: TrainingManager,
     private readonly panels: ExperimentPanels,
     private readonly log: vscode.LogOutputChannel,
+    private readonly evaluator: CheckpointEvaluator,
+    private readonly exporter: EmbeddingExport,
   ) {}
 
   // ---- Train Folder --------------------------------------------------------------------------
@@ -496,6 +501,35 @@ export class Commands implements vscode.Disposable {
     }
     this.follow(session);
     return session;
+  }
+
+  // ---- Evaluate ------------------------------------------------------------------------------
+
+  /** Evaluates a checkpoint of a run: the one at `step`, else the latest, or one picked when there are several. */
+  async evaluateCheckpoint(target?: RunTarget, step?: number): Promise<EvaluationRecord | undefined> {
+    const run = await this.resolveRun(target, 'Experiment to evaluate', (r) => checkpointSteps(r.runDir).length > 0);
+    if (!run) return undefined;
+    const steps = checkpointSteps(run.runDir);
+    if (!steps.length) {
+      void showInformation(`SimSiam: ${run.record.name} has no checkpoint yet: train it first.`);
+      return undefined;
+    }
+    let chosen = step;
+    if (chosen === undefined && steps.length > 1) {
+      const picked = await vscode.window.showQuickPick(steps.map((s, i) => ({
+        label: `step ${s}`, description: i === 0 ? 'latest' : undefined, step: s,
+      })), { placeHolder: `Checkpoint of ${run.record.name} to evaluate` });
+      if (!picked) return undefined;
+      chosen = picked.step;
+    }
+    return this.evaluator.evaluate(run.runDir, run.record.name, chosen ?? steps[0]);
+  }
+
+  /** Writes a run's embeddings as npy, CSV or a TensorBoard projector folder (asked when not given). */
+  async exportEmbeddings(target?: RunTarget, format?: ExportRequest['format'], out?: string): Promise<string[] | undefined> {
+    if (!this.requireTrust('Exporting embeddings')) return undefined;
+    const run = await this.resolveRun(target, 'Experiment whose embeddings to export', (r) => checkpointSteps(r.runDir).length > 0);
+    return run && this.exporter.run(run.runDir, run.record.name, format, out);
   }
 
   // ---- Open / Delete / Reveal ----------------------------------------------------------------

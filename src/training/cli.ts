@@ -7,9 +7,13 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { SingleBar, Presets } from 'cli-progress';
 import { BACKEND_CHOICES, ConfigError, PRESETS, PRESET_DESCRIPTIONS, resolveConfig, type PresetName, type TrainConfig } from './config';
 import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, TrainingError } from './trainer';
-import type { EngineMessage, MetricRecord, StepRecord } from './protocol';
+import type { EngineMessage, EvaluationFigures, EvaluationRecord, MetricRecord, StepRecord } from './protocol';
 import { embedRun, findSimilar, findDuplicates, exportEmbeddings } from './retrieval/service';
 import { printable, printableJson } from './printable';
+import { registerPreviewCommand } from './data/previewCli';
+import { evaluateRun } from './evaluation/evaluateRun';
+import { exportProjector } from './retrieval/projectorExport';
+import { registerDataViewCommands } from './dataViews/cliCommands';
 import { parseSetSpecs, SweepError, sweepRunName, sweepRuns, type SweepRun } from './sweep';
 import { defaultRunsDir, renameRun, runNameProblem, setRunNote } from './run/runStore';
 import { defaultRunName, takenRunNames } from './run/runNames';
@@ -67,6 +71,17 @@ const percent = (x: number | null) => (x === null ? 'n/a' : `${(x * 100).toFixed
 /** A message that may quote file names, and may span lines. */
 const printableMessage = (text: string) => printable(text, { lineBreaks: true });
 
+/** An evaluation record for a person: each figure beside the untrained network's. */
+export function evaluationLines(r: EvaluationRecord): string[] {
+  const head = `evaluation at step ${r.step} (epoch ${r.epoch}, ${r.trainImages} train / ${r.testImages} test images, ${r.seconds.toFixed(1)} s)`;
+  if (!r.figures) return [`${head}: no labels (no class folders), only unsupervised figures: see the loss and z-std`];
+  const figures = r.figures;
+  const row = (name: string, key: keyof EvaluationFigures) =>
+    `  ${name.padEnd(16)} ${percent(figures[key]).padStart(7)}   untrained ${r.baseline ? percent(r.baseline[key]) : 'n/a'}`;
+  return [head, row('kNN top-1 k=20', 'knnTop1At20'), row('kNN top-1 k=200', 'knnTop1At200'),
+    row('linear probe', 'probeTop1'), row('precision@10', 'precisionAt10')];
+}
+
 /** Renders engine messages for a person: a bar per epoch on a TTY, plain lines elsewhere. */
 export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: EngineMessage) => void {
   const tty = Boolean(stream.isTTY);
@@ -101,6 +116,9 @@ export function humanReporter(stream: NodeJS.WriteStream = process.stderr): (m: 
       case 'epoch':
         log(`epoch ${r.epoch}/${epochs}  loss ${r.meanLoss.toFixed(4)}  z-std ${r.zStd.toFixed(4)} (1/√d ${r.zStdReference.toFixed(4)})` +
           `  kNN ${percent(r.knnTop1)}  ${r.imagesPerSecond.toFixed(1)} img/s  ${r.seconds.toFixed(1)} s`);
+        break;
+      case 'evaluation':
+        for (const line of evaluationLines(r)) log(line);
         break;
     }
   };
@@ -333,6 +351,21 @@ function buildProgram(io: Outputs): Command {
       io.out.line(record.note === undefined ? `removed the note of ${printable(record.name)}` : `noted on ${printable(record.name)}`);
     });
 
+  program.command('eval')
+    .description("evaluate a run's checkpoint: kNN top-1 (k=20, 200), linear probe and precision@10 on the test split, beside the untrained network's; recorded in its metrics.jsonl")
+    .argument('<run>', 'run folder')
+    .option('--step <n>', 'the checkpoint at this step (default: the latest)', int('--step'))
+    .option('--json', 'print the evaluation record as JSON')
+    .action(async (run: string, o) => {
+      const report = humanReporter(io.err.stream);
+      // The record is printed once below; warnings reach stderr with --json too.
+      const record = await evaluateRun(path.resolve(run), o.step, (m) => {
+        if (m.type === 'warning' || (!o.json && m.type !== 'metric')) report(m);
+      });
+      if (o.json) io.out.line(printableJson(record));
+      else for (const line of evaluationLines(record)) io.out.line(line);
+    });
+
   program.command('embed')
     .description("embed every image of the run's dataset with its latest checkpoint (incremental)")
     .argument('<run>', 'run folder')
@@ -378,14 +411,19 @@ function buildProgram(io: Outputs): Command {
     });
 
   program.command('export')
-    .description('write the embeddings for use in Python: .npy (+ paths file) or CSV')
+    .description('write the embeddings for use in Python or TensorBoard: .npy (+ paths file), CSV, or a projector folder')
     .argument('<run>', 'run folder')
-    .addOption(new Option('--format <format>', 'output format').choices(['npy', 'csv']).default('npy'))
-    .option('--out <file>', 'output file (default inside the run folder)')
+    .addOption(new Option('--format <format>', 'output format (projector: a folder for tensorboard --logdir)').choices(['npy', 'csv', 'projector']).default('npy'))
+    .option('--out <path>', 'output file, or folder for projector (default inside the run folder)')
     .action(async (run: string, o) => {
-      const files = await exportEmbeddings(path.resolve(run), o.format, o.out, humanReporter(io.err.stream));
+      const reporter = humanReporter(io.err.stream);
+      const files = o.format === 'projector'
+        ? await exportProjector(path.resolve(run), o.out, reporter)
+        : await exportEmbeddings(path.resolve(run), o.format, o.out, reporter);
       io.out.line(`wrote ${files.map((f) => printable(f)).join(', ')}`);
     });
+
+  registerDataViewCommands(program, io);
 
   program.command('runs')
     .description('the runs of a dataset folder, one row each: settings, final loss, kNN and linear-probe top-1 beside the random-init baseline')
@@ -408,6 +446,8 @@ function buildProgram(io: Outputs): Command {
       if (o.json) io.out.line(printableJson({ diff: configDiff(compared.map((run) => run.config)), rows: compared.map((run) => run.row) }));
       else for (const line of formatComparison(compared, printable)) io.out.line(line);
     });
+
+  registerPreviewCommand(program, io);
 
   program.command('doctor')
     .description('what this machine offers: each backend (loaded, or why not, and a 3-step speed probe), WebGPU adapters, versions, cores, memory')

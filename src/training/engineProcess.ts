@@ -1,11 +1,16 @@
 // Entry point of the engine child process (child_process.fork). It answers host messages one at a
-// time — train, resume, embed, similar — and a stop request at any time. It exits when the host
+// time — train, resume, embed, similar, map, dataView, duplicates — and a stop request at any time. It exits when the host
 // disconnects. Every failure reaches the host as an `error` message with its cause, never silence.
 import { parseHostMessage, message, ProtocolError, type EngineMessage, type HostMessage } from './protocol';
 import { StopSignal, startTraining, resumeTraining, StoppedBeforeStart, TrainingError } from './trainer';
-import { handleRetrievalRequest } from './retrieval/service';
+import { exportEmbeddings, handleRetrievalRequest } from './retrieval/service';
+import { exportProjector } from './retrieval/projectorExport';
+import { previewResultFields, renderPreview } from './data/preview';
+import { embeddingMap } from './projection/mapService';
+import { computeDataView, computeDuplicates } from './dataViews/service';
 import { collectEnvironment, formatEnvironment } from './doctor/environment';
 import { BACKEND_CHOICES } from './config';
+import { evaluateRun } from './evaluation/evaluateRun';
 
 /**
  * Messages to a host that is gone are dropped, and the run stops: when the window reloads, the
@@ -42,7 +47,30 @@ async function handle(request: HostMessage): Promise<void> {
       break;
     case 'embed':
     case 'similar':
+    case 'similarToMean':
       await handleRetrievalRequest(request, send);
+      break;
+    case 'preview':
+      send(message({ type: 'previewResult', ...previewResultFields(await renderPreview(request)) }));
+      break;
+    case 'map':
+      send(message(await embeddingMap(request.runDir, request.method, send)));
+      break;
+    case 'dataView':
+      send(message(await computeDataView(request.runDir, request.view, request.k, request.limit, send)));
+      break;
+    case 'duplicates':
+      send(message(await computeDuplicates(request.runDir, request.threshold, send)));
+      break;
+    case 'export': {
+      const files = request.format === 'projector'
+        ? await exportProjector(request.runDir, request.out, send)
+        : await exportEmbeddings(request.runDir, request.format, request.out, send);
+      send(message({ type: 'exportResult', runDir: request.runDir, files }));
+      break;
+    }
+    case 'evaluate':
+      await evaluateRun(request.runDir, request.step, send);
       break;
     case 'environment': {
       let done = 0;
