@@ -6,7 +6,7 @@ import uPlot from 'uplot';
 import type { RunView } from '../../src/webview/protocol';
 import { tickLabels, WHOLE_INCREMENTS, xRange } from './axes';
 import { gridColor, parseCssColor, solidColor, type Rgba } from './colors';
-import { element } from './dom';
+import { element, nextFrame } from './dom';
 import type { ChartCounts, MetricStore } from './metricStore';
 import { emptyChartNote } from './runNotes';
 
@@ -241,7 +241,7 @@ export class ChartBoard {
   /** Redraws with the latest data on the next frame (coalescing bursts of step messages). */
   schedule(): void {
     if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
+    this.frame = nextFrame(() => {
       this.frame = 0;
       this.charts.forEach((c) => c.update(this.store));
       this.onDrawn(this.store.counts());
@@ -259,7 +259,7 @@ export class ChartBoard {
   }
 
   private scheduleRebuild(): void {
-    this.rebuildFrame ||= requestAnimationFrame(() => {
+    this.rebuildFrame ||= nextFrame(() => {
       this.rebuildFrame = 0;
       const colors = palette();
       this.charts.forEach((c) => c.build(this.store, colors));

@@ -6,3 +6,14 @@ export function element<K extends keyof HTMLElementTagNameMap>(tag: K, className
   if (text !== undefined) node.textContent = text;
   return node;
 }
+
+/**
+ * Runs `callback` with the next frame, or soon when the panel is hidden: a webview behind another
+ * editor gets no animation frames, yet it keeps taking in messages, and what it holds (and reports
+ * to the extension) must follow them; the canvas is drawn again when it is shown. Returns a handle
+ * for nothing but truthiness (callers coalesce on it).
+ */
+export function nextFrame(callback: () => void): number {
+  if (document.visibilityState === 'hidden') return window.setTimeout(callback, 100);
+  return requestAnimationFrame(callback);
+}

@@ -352,7 +352,7 @@ async function main(): Promise<number> {
         return counts.length > 1 && counts.every((w) => w > 0) ? counts.length : undefined;
       });
       const scores = await frame.$$eval('.thumbs .score', (nodes) => nodes.map((n) => n.textContent ?? ''));
-      if (!scores.slice(1).every((s) => /^-?\d\.\d{3}$/.test(s))) throw new Error(`scores look wrong: ${scores.join(', ')}`);
+      if (!scores.slice(1).every((s) => /^#\d+ -?\d\.\d{3}$/.test(s))) throw new Error(`scores look wrong (want '#rank score'): ${scores.join(', ')}`);
       // Images of different folders may share a file name: each caption shows the whole dataset-relative path.
       const captions = await frame.$$eval('.thumbs .thumb', (figures) => figures.map((f) => ({
         path: (f as HTMLElement).dataset.path ?? '', caption: f.querySelector('figcaption')?.textContent ?? '',

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import sharp from 'sharp';
 import { printable, printableJson } from '../../src/training/printable';
+import { listRuns } from '../../src/training/run/runStore';
 
 const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'simsiam.js');
 /** What a terminal could take as a command, or that reorders text: every control character but the line feed. */
@@ -100,7 +101,7 @@ describe('simsiam CLI', function () {
     fs.writeFileSync(path.join(data, HOSTILE_CLASS, BROKEN), 'not a png');
     trainOutput = toFile(['train', data, ...TRAIN_FLAGS, '--epochs', '1', '--out', path.join(root, 'runs')]);
     assert.strictEqual(trainOutput.status, 0, trainOutput.stderr);
-    runDir = path.join(root, 'runs', fs.readdirSync(path.join(root, 'runs'))[0]);
+    runDir = listRuns(path.join(root, 'runs'))[0];
   });
 
   after(function () {
@@ -141,7 +142,7 @@ describe('simsiam CLI', function () {
     assert.strictEqual(result.status, 0, result.stderr);
     assert.doesNotMatch(result.stderr, /EPIPE|Error|\n\s+at /);
     assert.match(result.stderr, /stdout was closed: stopping after this step/);
-    const run = path.join(runs, fs.readdirSync(runs)[0]);
+    const run = listRuns(runs)[0];
     assert.strictEqual(JSON.parse(fs.readFileSync(path.join(run, 'status.json'), 'utf8')).status, 'stopped');
     const pointer = JSON.parse(fs.readFileSync(path.join(run, 'checkpoint.json'), 'utf8'));
     // The stop lands before the next step: at step 0 when it comes during the untrained network's evaluation.

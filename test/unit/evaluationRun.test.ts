@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type { EvaluationRecord, MetricRecord } from '../../src/training/protocol';
+import { listRuns } from '../../src/training/run/runStore';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'simsiam.js');
@@ -34,8 +35,7 @@ function labelledFolder(root: string, perClass: number): string {
 const metricsOf = (runDir: string) => fs.readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n')
   .map((line) => JSON.parse(line) as MetricRecord);
 const runOf = (folder: string) => {
-  const runs = path.join(folder, '.simsiam', 'runs');
-  return path.join(runs, fs.readdirSync(runs).find((name) => !name.startsWith('.'))!);
+  return listRuns(path.join(folder, '.simsiam', 'runs'))[0];
 };
 
 describe('evaluation of a run', function () {

@@ -9,6 +9,7 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import sharp from 'sharp';
 import { exportProjector } from '../../src/training/retrieval/projectorExport';
+import { listRuns } from '../../src/training/run/runStore';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'simsiam.js');
@@ -80,7 +81,7 @@ describe('Python hand-off', function () {
     }
     for (const [width, height] of ODD_SHAPES) await noiseImage(path.join(data, 'odd', `${width}x${height}.png`), width, height, images++);
     cli(['train', data, ...TRAIN_FLAGS, '--out', path.join(root, 'runs')]);
-    run = path.join(root, 'runs', fs.readdirSync(path.join(root, 'runs'))[0]);
+    run = listRuns(path.join(root, 'runs'))[0];
     npy = path.join(root, 'embeddings.npy');
     cli(['export', run, '--format', 'npy', '--out', npy]);
   });

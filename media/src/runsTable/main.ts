@@ -8,7 +8,7 @@ import {
   type FromRunsTableMessage, type RunRowShape as RunRow, type RunsTableMessageBody, type RunsTableState, type SeriesMessage,
   type ToRunsTableMessage, type XAxis,
 } from '../../../src/webview/runsTableProtocol';
-import { element } from '../dom';
+import { element, nextFrame } from '../dom';
 import { ALL_STATUSES, COLUMNS, configValueText, filterRows, sortRows, statusChoices } from './columns';
 import { OverlayChart } from './overlayChart';
 import { CHARTS, chartCurves, runColors, type ChartOptions } from './series';
@@ -258,7 +258,7 @@ let reportFrame = 0;
 let lastReport = '';
 /** Tells the extension what the table and charts show, once drawn, when that changed. */
 function scheduleReport(): void {
-  reportFrame ||= requestAnimationFrame(() => {
+  reportFrame ||= nextFrame(() => {
     reportFrame = 0;
     const body = {
       type: 'rendered' as const,

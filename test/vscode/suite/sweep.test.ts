@@ -9,6 +9,7 @@ import * as vscode from 'vscode';
 import type { ExperimentRow, SimSiamApi } from '../../../src/host/api';
 import { readRun } from '../../../src/training/run/runStore';
 import { makeLabelledFolder } from './fixtures';
+import { listRuns } from '../../../src/training/run/runStore';
 
 const EXTENSION_ID = 'simsiam-lab.simsiam-lab';
 /** Small enough to train in seconds on a CPU with the wasm backend. */
@@ -131,7 +132,7 @@ describe('Train Folder with Variations', function () {
     const outcomes = await queue.finished;
     assert.deepStrictEqual(outcomes.map((o) => o.status), ['stopped', 'skipped', 'skipped'], JSON.stringify(outcomes));
     const runsDir = path.join(fs.realpathSync(folder), '.simsiam', 'runs');
-    assert.deepStrictEqual(fs.readdirSync(runsDir).length, 1, 'only the first run was started');
+    assert.deepStrictEqual(listRuns(runsDir).length, 1, 'only the first run was started');
     assert.ok(fs.existsSync(path.join(outcomes[0].runDir!, 'checkpoint.json')), 'the stopped run has a checkpoint to resume from');
   });
 });
