@@ -211,7 +211,7 @@ const shownText = v.pipe(text, v.maxLength(10_000));
  * words around them, and the latest record of each kind the panel holds (one at most per kind).
  */
 const RenderedReportSchema = versioned('rendered', {
-  stepPoints: count, epochPoints: count, comparePoints: count, latest: v.pipe(records, v.maxLength(3)),
+  stepPoints: count, epochPoints: count, comparePoints: count, latest: v.pipe(records, v.maxLength(MetricRecordSchema.options.length)), // the last of each kind
   /** The header's summary line, the message shown where the charts are (null when none), and the notes of the charts without points. */
   summary: shownText, banner: v.nullable(shownText), emptyNotes: v.pipe(v.array(shownText), v.maxLength(20)),
 });
