@@ -403,6 +403,38 @@ async function main(): Promise<number> {
       await until('the experiment panel in front again', () => panelFrame(page));
     });
 
+    await step('palette → SimSiam: Open Runs Table → both runs listed; selected, they overlay by images seen and the diff lists what differs', async () => {
+      await runCommand(page, 'SimSiam: Open Runs Table');
+      await acceptQuickPick(page, path.basename(workspace), path.basename(workspace));
+      const frame = await until('the runs table', async () => {
+        for (const candidate of page.frames()) if (await candidate.$('table.runs').catch(() => null)) return candidate;
+        return undefined;
+      });
+      const rows = frame.locator('table.runs tbody tr');
+      await until('both runs in the table', async () => (await rows.count()) === 2);
+      for (let i = 0; i < 2; i++) await rows.nth(i).locator('td.select input').check();
+      await frame.selectOption('#x-axis', 'images');
+      // Each selected run is a curve of the loss chart, its latest value in the legend without hovering.
+      const legend = frame.locator('#chart-loss .legend li');
+      await until('two curves on the loss chart', async () => (await legend.count()) === 2);
+      const values = await legend.locator('.value').allTextContents();
+      if (values.some((v) => v === '—')) throw new Error(`a curve without its latest value: ${values.join(', ')}`);
+      // The config diff lists exactly the fields in which the two runs' run.json configs differ.
+      const configs = listRuns(path.join(fs.realpathSync(workspace), '.simsiam', 'runs'))
+        .map((dir) => (JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as { config: Record<string, unknown> }).config);
+      const differing = Object.keys(configs[0]).filter((field) => JSON.stringify(configs[0][field]) !== JSON.stringify(configs[1][field])).sort();
+      const shown = await until('the config diff', async () => {
+        const fields = await frame.$$eval('#config-diff tr[data-field]', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.field ?? ''));
+        return fields.length ? fields.sort() : undefined;
+      });
+      if (JSON.stringify(shown) !== JSON.stringify(differing)) throw new Error(`the diff shows ${shown.join(', ')}, the configs differ in ${differing.join(', ')}`);
+      if (!differing.includes('batchSize')) throw new Error(`the two runs should differ in batch size: ${differing.join(', ')}`);
+      console.log(`    overlaid by images seen; diff: ${shown.join(', ')}`);
+      await shot('04c-runs-table');
+      await runCommand(page, 'View: Close Editor');
+      await until('the experiment panel in front again', () => panelFrame(page));
+    });
+
     await step('after a window reload the panel comes back with its curves and its gallery', async () => {
       await reloadWindow(page);
       const frame = await until('the restored experiment panel', () => panelFrame(page));
@@ -534,7 +566,7 @@ async function main(): Promise<number> {
   }
   fs.rmSync(untrusted, { recursive: true, force: true });
   const failed = results.filter((r) => !r.ok).length;
-  const expected = 15;
+  const expected = 16;
   const notRun = expected - results.length;
   console.log(`screenshots: ${path.relative(repoRoot, outputDir)}/`);
   console.log(`${results.length - failed} passed, ${failed + notRun} failed`);
