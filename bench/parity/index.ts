@@ -26,7 +26,7 @@ const TORCH_DEPS = ['filelock', 'typing-extensions', 'sympy', 'networkx', 'jinja
 
 interface Options {
   preset: string; epochs: string; seeds: string; backend?: string; threads?: string; engineArgs: string;
-  referenceArgs: string; python?: string; setup?: boolean; json?: string;
+  referenceArgs: string; python?: string; setup?: boolean; json?: string; only?: 'engine' | 'reference';
 }
 
 /** Fields that must agree between the two sides; the rest (seed, backend, threads, cache sizes) only steer the engine. */
@@ -67,7 +67,7 @@ function installTorch(): void {
   run(VENV_PYTHON, ['-m', 'pip', 'install', '--retries', '1', ...TORCH_DEPS]);
 }
 
-const MISSING_TORCH = `No Python with torch, numpy and Pillow was found (tried --python, $SIMSIAM_PARITY_PYTHON, ${VENV_PYTHON}, python3).
+const MISSING_TORCH = `No Python with torch, numpy and Pillow was found (tried --python when given, else $SIMSIAM_PARITY_PYTHON, ${VENV_PYTHON}, python3, /usr/bin/python3).
 Either:
   npm run parity -- --setup          # venv in ${VENV}: pip install --no-deps torch, then numpy, pillow and torch's small deps
   sudo apt-get install -y python3-torch python3-numpy python3-pil    # Debian/Ubuntu; then it uses /usr/bin/python3
@@ -161,6 +161,7 @@ async function main(): Promise<void> {
     .option('--threads <n>', 'training threads for both sides (engine --threads, torch.set_num_threads); default each side\'s own')
     .option('--engine-args <args>', 'extra simsiam train flags, e.g. "--lr 0.03" (the reference gets the resulting config)', '')
     .option('--reference-args <args>', 'extra flags for bench/parity/reference.py', '')
+    .addOption(new Option('--only <side>', 'run one side only (e.g. reference variants against an earlier engine table)').choices(['engine', 'reference']))
     .option('--python <path>', 'Python with torch, numpy and Pillow')
     .option('--setup', `install torch into ${VENV} when no Python has it`)
     .option('--json <file>', 'also write every run\'s figures as JSON')
@@ -173,7 +174,7 @@ async function main(): Promise<void> {
   const expected = resolveConfig(options.preset as PresetName, { epochs });
   if (!fs.existsSync(path.join(ROOT, 'out', 'src', 'training', 'cli.js'))) throw new Error('out/ is not built: run `npm run compile` (npm run parity does it)');
 
-  let found = findPython(options.python);
+  let found = options.only === 'engine' ? { python: '', torch: 'not run' } : findPython(options.python);
   if (!found && options.setup) {
     installTorch();
     found = findPython(VENV_PYTHON);
@@ -193,19 +194,23 @@ async function main(): Promise<void> {
   let backend = '?';
   const warnings: string[] = [];
   for (const seed of seeds) {
-    const side = await trainEngine(folder, options.preset, epochs, seed, options, work);
-    engine.push(side.run);
-    backend = side.backend;
-    const differences = recipeDifferences(expected, side.config);
-    if (differences.length) warnings.push(`seed ${seed}: the engine's config differs from preset ${options.preset} (${differences.join(', ')}); the reference trained with the engine's`);
-    reference.push(await trainReference(found.python, folder, side.config, seed, options, work));
+    let config: TrainConfig = { ...expected, seed };
+    if (options.only !== 'reference') {
+      const side = await trainEngine(folder, options.preset, epochs, seed, options, work);
+      engine.push(side.run);
+      backend = side.backend;
+      config = side.config;
+      const differences = recipeDifferences(expected, side.config);
+      if (differences.length) warnings.push(`seed ${seed}: the engine's config differs from preset ${options.preset} (${differences.join(', ')}); the reference trained with the engine's`);
+    }
+    if (options.only !== 'engine') reference.push(await trainReference(found.python, folder, config, seed, options, work));
   }
 
   const cpus = os.cpus();
   const header = [
     `SimSiam parity, ${started.toISOString().replace(/\.\d+Z$/, 'Z')} → ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`,
     `folder ${path.relative(ROOT, folder) || folder}, preset ${options.preset} (${expected.backbone} ×${expected.widthMultiplier}, ${expected.stem} stem, ${expected.imageSize} px, batch ${expected.batchSize}, base lr ${expected.baseLr}, wd ${expected.weightDecay}), ${epochs} epochs, seeds ${seeds.join(', ')}`,
-    `engine: Node ${process.version}, backend ${backend}${options.threads ? `, --threads ${options.threads}` : ''}${options.engineArgs ? `, ${options.engineArgs}` : ''}`,
+    `engine: ${options.only === 'reference' ? 'not run, ' : ''}Node ${process.version}, backend ${backend}${options.threads ? `, --threads ${options.threads}` : ''}${options.engineArgs ? `, ${options.engineArgs}` : ''}`,
     `PyTorch: ${found.torch} (${found.python}), subnormal floats ${options.referenceArgs.includes('--keep-denormals') ? 'kept' : 'flushed to zero'}${options.referenceArgs ? `, ${options.referenceArgs}` : ''}`,
     `machine: ${cpus[0]?.model ?? '?'} × ${cpus.length}; load average ${loadBefore} at the start, ${loadText()} at the end`,
     'order: engine then PyTorch for each seed, seed after seed; images/s is the training loop of an epoch (views, forward, backward, step)',
