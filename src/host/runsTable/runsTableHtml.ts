@@ -1,39 +1,10 @@
-// The runs table's page: its bundled script and styles from media/, under the same content security
-// policy as the experiment panel (src/host/panel/panelHtml.ts): nothing inline, remote or eval'd
-// except the one script carrying this page's nonce.
-import * as crypto from 'crypto';
-import * as vscode from 'vscode';
+// The runs table's page, under the panels' one content security policy (../panel/panelHtml.ts).
+import type * as vscode from 'vscode';
 import type { RunsTableState } from '../../webview/runsTableProtocol';
-
-function nonce(): string {
-  return crypto.randomBytes(18).toString('base64').replace(/[^A-Za-z0-9]/g, '');
-}
-
-const escapeAttribute = (text: string) => text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+import { webviewPage } from '../panel/panelHtml';
 
 export function runsTableHtml(webview: vscode.Webview, extensionUri: vscode.Uri, title: string, state: RunsTableState): string {
-  const media = (...parts: string[]) => webview.asWebviewUri(vscode.Uri.joinPath(extensionUri, 'media', ...parts));
-  const scriptNonce = nonce();
-  const csp = [
-    "default-src 'none'",
-    `img-src ${webview.cspSource}`,
-    `style-src ${webview.cspSource}`,
-    `font-src ${webview.cspSource}`,
-    `script-src 'nonce-${scriptNonce}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${media('dist', 'uPlot.min.css')}">
-<link rel="stylesheet" href="${media('runsTable.css')}">
-<title>${escapeAttribute(title)}</title>
-</head>
-<body>
-<main id="app" data-state="${escapeAttribute(JSON.stringify(state))}"></main>
-<script nonce="${scriptNonce}" src="${media('dist', 'runsTable.js')}"></script>
-</body>
-</html>`;
+  return webviewPage(webview, extensionUri, {
+    title, state, styles: [['dist', 'uPlot.min.css'], ['runsTable.css']], script: ['dist', 'runsTable.js'],
+  });
 }
