@@ -17,3 +17,17 @@ export function nextFrame(callback: () => void): number {
   if (document.visibilityState === 'hidden') return window.setTimeout(callback, 100);
   return requestAnimationFrame(callback);
 }
+
+/** What VS Code gives a webview's script to talk to the extension and keep state across reloads. */
+export interface VsCodeApi {
+  postMessage(message: unknown): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+}
+declare function acquireVsCodeApi(): VsCodeApi;
+
+let api: VsCodeApi | undefined;
+/** The page's VS Code API: VS Code lets a page acquire it once, so it is kept here for every part. */
+export function vsCodeApi(): VsCodeApi {
+  return (api ??= acquireVsCodeApi());
+}

@@ -8,19 +8,12 @@ import {
 import { progressParts } from '../../src/webview/runText';
 import { AugmentationPreviewView } from './augmentationPreview';
 import { ChartBoard } from './charts';
-import { element } from './dom';
+import { element, vsCodeApi } from './dom';
 import { Gallery } from './gallery';
 import { MetricStore } from './metricStore';
 import { runBanner } from './runNotes';
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi();
 const app = document.getElementById('app')!;
 
 function post(body: WebviewMessageBody<FromWebviewMessage>): void {

@@ -11,17 +11,10 @@ import {
   type ViewItem, type ViewMessage, type ViewName,
 } from '../../../src/webview/embeddingMapProtocol';
 import type { MessageBody } from '../../../src/training/versioned';
-import { element } from '../dom';
+import { element, vsCodeApi } from '../dom';
 import { PALETTE, Scatter } from './scatter';
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi();
 const app = document.getElementById('app')!;
 // Counted where tests can read it, as the experiment panel does: the page must run under its policy without violations.
 document.addEventListener('securitypolicyviolation', () => {

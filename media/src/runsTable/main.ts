@@ -8,19 +8,12 @@ import {
   type FromRunsTableMessage, type RunRowShape as RunRow, type RunsTableMessageBody, type RunsTableState, type SeriesMessage,
   type ToRunsTableMessage, type XAxis,
 } from '../../../src/webview/runsTableProtocol';
-import { element, nextFrame } from '../dom';
+import { element, nextFrame, vsCodeApi } from '../dom';
 import { ALL_STATUSES, COLUMNS, configValueText, filterRows, sortRows, statusChoices } from './columns';
 import { OverlayChart } from './overlayChart';
 import { CHARTS, chartCurves, runColors, type ChartOptions } from './series';
 
-interface VsCodeApi {
-  postMessage(message: unknown): void;
-  getState(): unknown;
-  setState(state: unknown): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi();
 const app = document.getElementById('app')!;
 
 function post(body: RunsTableMessageBody<FromRunsTableMessage>): void {
