@@ -63,6 +63,7 @@ const SWEEP_FIELD_DESCRIPTIONS: Record<SweepField, string> = {
   flipP: 'probability of a horizontal flip',
   backend: 'tfjs backend (compare speed)',
   replicas: 'data-parallel training threads (wasm/cpu)',
+  microBatch: 'images per pass on one training thread (gradients accumulated)',
   loaderThreads: 'image loading threads',
   maxCachedImages: 'decoded images kept in memory',
 };

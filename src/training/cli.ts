@@ -39,6 +39,7 @@ const CONFIG_FLAGS: { field: keyof TrainConfig; flag: string; description: strin
   { field: 'baseLr', flag: '--lr <x>', description: 'base learning rate (lr = base × batch / 256)', parse: num },
   { field: 'seed', flag: '--seed <n>', description: 'random seed', parse: int },
   { field: 'replicas', flag: '--threads <n>', description: 'data-parallel training threads on the wasm/cpu backends (0 = one per core)', parse: int },
+  { field: 'microBatch', flag: '--micro-batch <n>', description: 'images per forward/backward pass on one training thread; larger batches are accumulated (0 = the whole share, on wasm what fits its heap)', parse: int },
   { field: 'loaderThreads', flag: '--loader-threads <n>', description: 'threads decoding and augmenting images (0 = 1 on wasm/cpu, one per core but one on tfjs-node)', parse: int },
   { field: 'cropScaleMin', flag: '--crop-min <x>', description: 'random resized crop: smallest area, as a fraction of the image (recipe 0.2)', parse: num },
   { field: 'cropScaleMax', flag: '--crop-max <x>', description: 'random resized crop: largest area (recipe 1)', parse: num },
@@ -280,7 +281,9 @@ function buildProgram(io: Outputs): Command {
     .argument('<folder>', 'folder of images')
     .addOption(new Option('--preset <name>', Object.entries(PRESET_DESCRIPTIONS).map(([k, v]) => `${k}: ${v}`).join('; '))
       .choices(Object.keys(PRESETS)).default('tiny'))
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'));
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(['auto', ...BACKEND_CHOICES]).default('auto'))
+    .addOption(new Option('--backbone <name>', 'the preset\'s ResNet replaced (stem, heads and the rest stay the preset\'s)')
+      .choices(['resnet18', 'resnet34', 'resnet50']));
   for (const { flag, description, parse } of CONFIG_FLAGS) train.option(flag, description, parse(flag.split(' ')[0]));
   train
     .option('--out <dir>', 'folder for run folders (default <folder>/.simsiam/runs)')
@@ -288,7 +291,7 @@ function buildProgram(io: Outputs): Command {
     .option('--json', 'print one protocol message per line on stdout')
     .action(async (folder: string, o) => {
       const overrides = Object.fromEntries(CONFIG_FLAGS.map(({ field, flag }) => [field, o[optionKey(flag)]]));
-      const config = resolveConfig(o.preset as PresetName, { ...overrides, backend: o.backend });
+      const config = resolveConfig(o.preset as PresetName, { ...overrides, backend: o.backend, backbone: o.backbone });
       const runsDir = path.resolve(o.out ?? defaultRunsDir(path.resolve(folder)));
       const problem = o.name === undefined ? undefined : runNameProblem(o.name);
       if (problem) throw new Error(`--name: ${problem}`);

@@ -41,6 +41,13 @@ export interface TrainConfig {
    * 0 = one per core (at most 4). See dataParallel.ts.
    */
   replicas: number;
+  /**
+   * Images per forward and backward pass on one training thread: a thread's share of the batch is
+   * split into micro-batches of at most this many, whose gradients add up to the batch's (batch-norm
+   * statistics per micro-batch, like the official recipe's per-GPU batch norm). 0 = the whole share,
+   * or on wasm the largest that fits the thread's heap (measured before training).
+   */
+  microBatch: number;
   /** Threads decoding and augmenting images; 0 = chosen for the backend (see loaderThreadCount). */
   loaderThreads: number;
   /** Fraction of 1/√d under which the collapse monitor warns. */
@@ -92,6 +99,7 @@ const common = {
   backend: 'auto' as BackendRequest,
   maxCachedImages: 50_000,
   replicas: 0,
+  microBatch: 0,
   loaderThreads: 0,
   collapseWarnFraction: 0.5,
   knnK: 200,
@@ -163,6 +171,7 @@ const FIELD_CHECKS: Record<keyof TrainConfig, Check> = {
   backend: oneOf('auto', ...BACKEND_CHOICES),
   maxCachedImages: nonNegativeInt,
   replicas: intUpTo(MAX_THREADS),
+  microBatch: (v) => nonNegativeInt(v) ?? (v !== 1 ? undefined : '0 (automatic) or at least 2 (batch norm needs two images)'),
   loaderThreads: intUpTo(MAX_THREADS),
   collapseWarnFraction: fraction,
   knnK: positiveInt,
@@ -235,14 +244,15 @@ export function resolveConfig(preset: PresetName, overrides: Partial<Record<stri
 
 /**
  * A config read back from a run folder. Runs written before the augmentation was part of the
- * config trained with the defaults of their image size: those fields are filled in, the rest is
+ * config trained with the defaults of their image size, and those before micro-batches with whole
+ * shards (microBatch 0): those fields are filled in, the rest is
  * checked as strictly as a new run's.
  */
 export function storedConfig(value: unknown, file: string): TrainConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return checkConfig(value, `${file}: its config is invalid`);
   const stored = value as Record<string, unknown>;
   const size = typeof stored.imageSize === 'number' ? stored.imageSize : 0;
-  return checkConfig({ ...DEFAULT_AUGMENTATION, blurP: defaultBlurP(size), ...stored }, `${file}: its config is invalid (edit or delete the run folder)`);
+  return checkConfig({ ...DEFAULT_AUGMENTATION, blurP: defaultBlurP(size), microBatch: 0, ...stored }, `${file}: its config is invalid (edit or delete the run folder)`);
 }
 
 /** The paper's linear scaling rule. */

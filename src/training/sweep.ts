@@ -11,13 +11,13 @@ export const MAX_SWEEP_RUNS = 64;
 /** The fields a sweep may vary: those the CLI's flags or the extension's settings set. */
 export const SWEEP_FIELDS = [
   'baseLr', 'batchSize', 'epochs', 'imageSize', 'seed', ...AUGMENTATION_FIELDS,
-  'backend', 'replicas', 'loaderThreads', 'maxCachedImages',
+  'backend', 'replicas', 'microBatch', 'loaderThreads', 'maxCachedImages',
 ] as const satisfies readonly (keyof TrainConfig)[];
 export type SweepField = (typeof SWEEP_FIELDS)[number];
 
 /** The CLI's flag names, accepted for the fields they set: `--set lr=…` is `--set baseLr=…`. */
 const FLAG_ALIASES: Record<string, SweepField> = {
-  lr: 'baseLr', batch: 'batchSize', size: 'imageSize', threads: 'replicas', 'loader-threads': 'loaderThreads',
+  lr: 'baseLr', batch: 'batchSize', size: 'imageSize', threads: 'replicas', 'micro-batch': 'microBatch', 'loader-threads': 'loaderThreads',
   'crop-min': 'cropScaleMin', 'crop-max': 'cropScaleMax', jitter: 'colorJitter', 'jitter-p': 'colorJitterP',
   'grayscale-p': 'grayscaleP', 'blur-p': 'blurP', 'flip-p': 'flipP',
 };

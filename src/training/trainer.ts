@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { checkConfig, type TrainConfig } from './config';
 import { selectBackend } from './tfjs/backend';
-import { replicaCount } from './tfjs/dataParallel';
+import { microBatchSizes, replicaCount } from './tfjs/dataParallel';
 import { estimateWasmHeap } from './tfjs/heapProbe';
 import { scanDataset, type DatasetScan } from './data/dataset';
 import { DecodedImageCache } from './data/imageDecode';
@@ -36,7 +36,7 @@ export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, e
   const runsDir = path.resolve(request.runsDir ?? defaultRunsDir(folder));
   const { dataset, ...images } = await scanForTraining(folder, runsDir, config, emit, stop);
   const backend = await selectBackend(config.backend);
-  await refuseStepsTooLargeForWasm(config, backend.name, emit);
+  const microBatch = await microBatchFor(config, backend.name, emit);
   if (stop.requested) throw new StoppedBeforeStart('Stopped before training started: no run was created.');
 
   const name = request.name ?? defaultRunName(folder, config, runsDir);
@@ -48,7 +48,9 @@ export async function startTraining(request: Omit<TrainRequest, 'v' | 'type'>, e
       dataset: summarise(dataset), backend: backend.detail,
     };
     writeJsonAtomic(path.join(dir, RUN_FILE), record);
-    return train({ runDir: dir, record, dataset, ...images, model: buildSimSiam(config), optimizerState: null, startStep: 0, emit, stop });
+    return train({
+      runDir: dir, record, dataset, ...images, model: buildSimSiam(config), optimizerState: null, startStep: 0, microBatch, emit, stop,
+    });
   });
 }
 
@@ -92,13 +94,13 @@ export async function resumeTraining(request: Omit<ResumeRequest, 'v' | 'type'>,
         throw new TrainingError(`Run ${runDir} has already trained ${Math.floor(checkpoint.step / perEpoch)} epochs ` +
           `(step ${checkpoint.step}): resume it with more epochs than that.`);
       }
-      await refuseStepsTooLargeForWasm(config, backend.name, emit);
+      const microBatch = await microBatchFor(config, backend.name, emit);
       // Re-read: a rename or note written while the images were scanned is kept.
       const updated: RunRecord = { ...readRun(runDir), config, backend: backend.detail };
       writeJsonAtomic(path.join(runDir, RUN_FILE), updated);
       input = {
         runDir, record: updated, dataset, ...images, model: checkpoint.model, optimizerState: checkpoint.optimizerState,
-        startStep: checkpoint.step, emit, stop,
+        startStep: checkpoint.step, microBatch, emit, stop,
       };
     } catch (error) {
       // Refused before training: the engine lives on, so the loaded checkpoint must not.
@@ -160,26 +162,44 @@ async function train(input: TrainingRunInput): Promise<DoneMessage> {
   }
 }
 
-/** On wasm, a step that would outgrow the thread's 4 GiB heap is refused before it can abort the run. */
-async function refuseStepsTooLargeForWasm(config: TrainConfig, backendName: string, emit: Emit): Promise<void> {
-  if (backendName !== 'wasm') return;
+/** Batch norm needs two images per pass; the official recipe normalises over 32 per GPU. */
+const MIN_MICRO_BATCH = 2;
+const RECIPE_BN_IMAGES = 8;
+
+/**
+ * Images per forward/backward pass on one training thread: the config's microBatch, but on wasm
+ * never more than the thread's 4 GiB heap holds, measured before training, so that a step past it
+ * cannot abort the run; a size at which not even two images fit is refused.
+ */
+async function microBatchFor(config: TrainConfig, backendName: string, emit: Emit): Promise<number> {
+  if (backendName !== 'wasm') return config.microBatch;
   const shard = config.batchSize / replicaCount(config, backendName);
+  const wanted = config.microBatch > 0 ? Math.min(config.microBatch, shard) : shard;
   emit(message({ type: 'progress', task: 'measure memory', done: 0, total: 1 }));
   let estimate;
   try {
-    estimate = await estimateWasmHeap(config, shard);
+    estimate = await estimateWasmHeap(config, wanted);
   } catch (error) {
     // A precaution that failed is no reason to refuse a run that may well fit.
     emit(message({ type: 'warning', message: `Could not check that a training step fits the wasm heap: ${(error as Error).message}` }));
-    return;
+    return config.microBatch;
   } finally {
     emit(message({ type: 'progress', task: 'measure memory', done: 1, total: 1 }));
   }
-  if (!estimate || estimate.fits) return;
-  throw new TrainingError(`At ${config.imageSize} px, a training step of ${shard} images per thread needs about ` +
-    `${(estimate.bytes / 2 ** 30).toFixed(1)} GiB, more than the wasm backend's heap holds (4 GiB per thread, some of it kept free): ` +
-    `the largest image size that fits this batch is about ${estimate.largestSize} px. Lower the image size or the batch size, ` +
-    'or train on the tfjs-node backend.', 'imageSize');
+  if (!estimate || estimate.fits) return config.microBatch;
+  if (estimate.largestStep < MIN_MICRO_BATCH) {
+    throw new TrainingError(`At ${config.imageSize} px, even a training step of ${MIN_MICRO_BATCH} images per thread ` +
+      `needs more than the wasm backend's heap holds (4 GiB per thread, some of it kept free): the largest image size that fits ` +
+      `is about ${estimate.largestSizeFor(MIN_MICRO_BATCH)} px. Lower the image size, or train on the tfjs-node backend.`, 'imageSize');
+  }
+  // The images the shard's even split actually puts in a pass (16 with room for 12: 8 + 8).
+  const microBatch = Math.max(...microBatchSizes(shard, estimate.largestStep));
+  emit(message({ type: 'warning', message: `At ${config.imageSize} px a pass of ${wanted} images needs about ` +
+    `${(estimate.bytes / 2 ** 30).toFixed(1)} GiB, more than a wasm thread's heap holds: each thread trains its ${shard} images of ` +
+    `a batch in micro-batches of at most ${microBatch} and adds up their gradients (the batch and its learning rate are unchanged). ` +
+    `Batch norm then normalises over ${microBatch} images at a time` +
+    (microBatch < RECIPE_BN_IMAGES ? ', noisier than the official recipe\'s 32 per GPU: tfjs-node, if it installs here, trains whole shards.' : '.') }));
+  return microBatch;
 }
 
 /** The dataset's images, those that decode; fewer than one batch is refused with what to do. */

@@ -11,7 +11,7 @@ import { SgdMomentum } from '../../src/training/optimizer';
 import { StopSignal, startTraining, resumeTraining, TrainingError } from '../../src/training/trainer';
 import { trainStep } from '../../src/training/step';
 import { loadCheckpoint, saveCheckpoint } from '../../src/training/run/checkpoint';
-import { readCheckpointPointer, readMetrics, readStatus, listRuns } from '../../src/training/run/runStore';
+import { readCheckpointPointer, readMetrics, readRun, readStatus, listRuns } from '../../src/training/run/runStore';
 import { message, type EngineMessage, type StartedMessage } from '../../src/training/protocol';
 
 /** A model small enough to step in milliseconds, with every component of the real one. */
@@ -228,20 +228,34 @@ describe('trainer', function () {
     assert.strictEqual(fs.existsSync(path.join(folder, '.simsiam')), false, 'no run folder was created');
   });
 
-  it('refuses an image size whose training step the wasm heap cannot hold, naming the size that fits, and that size trains', async () => {
-    // 36 images, 4 held out for the kNN monitor, which then runs at the size that fits too.
-    const folder = await makeFolder(18);
+  it('refuses an image size at which not even two images fit the wasm heap, naming the size that fits', async () => {
+    const folder = await makeFolder(8);
     folders.push(folder);
-    const config = { ...SMALL, batchSize: 32, epochs: 1, backend: 'wasm' };
     let refusal: TrainingError | undefined;
-    await assert.rejects(startTraining({ folder, config: resolveConfig('tiny', { ...config, imageSize: 512 }) }, () => undefined, new StopSignal()),
+    const config = resolveConfig('tiny', { ...SMALL, batchSize: 8, epochs: 1, backend: 'wasm', imageSize: 1024 });
+    await assert.rejects(startTraining({ folder, config }, () => undefined, new StopSignal()),
       (error: TrainingError) => (refusal = error) !== undefined);
     assert.strictEqual(refusal!.field, 'imageSize', refusal!.message);
-    const largest = Number(/the largest image size that fits this batch is about (\d+) px/.exec(refusal!.message)?.[1]);
-    assert.ok(largest >= 64 && largest < 512, refusal!.message);
+    const largest = Number(/even a training step of 2 images per thread .* the largest image size that fits is about (\d+) px/.exec(refusal!.message)?.[1]);
+    assert.ok(largest >= 64 && largest < 1024, refusal!.message);
     assert.strictEqual(fs.existsSync(path.join(folder, '.simsiam')), false, 'no run folder was created');
-    const done = await startTraining({ folder, config: resolveConfig('tiny', { ...config, imageSize: largest }) }, () => undefined, new StopSignal());
+  });
+
+  it('trains a batch too large for the wasm heap in micro-batches sized from the measured heap', async () => {
+    // At 256 px a thread's 16 images of this model need about 4 GiB, more than a wasm heap
+    // (about 12 fit): measured, split into 8 + 8, and trained at the configured batch of 32.
+    const folder = await makeFolder(18);
+    folders.push(folder);
+    const messages: EngineMessage[] = [];
+    const config = resolveConfig('tiny', { ...SMALL, batchSize: 32, epochs: 1, backend: 'wasm', imageSize: 256, testFraction: 0 });
+    const done = await startTraining({ folder, config }, collect(messages), new StopSignal());
     assert.strictEqual(done.status, 'completed');
+    const started = messages.find((m): m is StartedMessage => m.type === 'started')!;
+    const microBatch = Number(/micro-batches of (\d+)/.exec(started.backend)?.[1]);
+    assert.ok(microBatch >= 2 && microBatch < 16, started.backend);
+    assert.ok(messages.some((m) => m.type === 'warning' && new RegExp(`micro-batches of at most ${microBatch}\\b`).test(m.message)),
+      JSON.stringify(messages.filter((m) => m.type === 'warning')));
+    assert.strictEqual(readRun(done.runDir).config.batchSize, 32, 'the batch is the one asked for');
   });
 
   it('sizes an epoch by the images that decode, not by the files found', async () => {

@@ -42,6 +42,7 @@ const NAMED_FIELDS = new Set<string>(NAME_PARTS.map(([field]) => field));
 const SWEEP_ONLY_PARTS: readonly [keyof TrainConfig, (value: string) => string][] = [
   ['backend', (v) => v],
   ['replicas', (v) => `${v}threads`],
+  ['microBatch', (v) => `micro${v}`],
   ['loaderThreads', (v) => `${v}loaders`],
   ['maxCachedImages', (v) => `cache${v}`],
 ];

@@ -45,6 +45,8 @@ export interface TrainingRunInput {
   model: tf.LayersModel;
   optimizerState: Record<string, tf.Tensor> | null;
   startStep: number;
+  /** Images per forward/backward pass on one training thread (0: its whole shard of the batch). */
+  microBatch: number;
   /** Decoded images at the evaluation size, kept for the kNN monitor (filled while they were checked). */
   evalCache: DecodedImageCache;
   /** Files already found unreadable, each reported once. */
@@ -110,14 +112,17 @@ export class TrainingRun {
     removeStaleTemporaries(this.input.runDir);
     this.setStatus('running');
     const shards = replicaCount(this.config, tf.getBackend());
-    if (shards > 1) {
+    const { microBatch } = this.input;
+    const splits = microBatch > 0 && microBatch < this.config.batchSize / shards;
+    if (shards > 1 || splits) {
       this.parallel = await DataParallelTrainer.create(this.input.model, this.parameters.variables, this.optimizer, this.config,
-        tf.getBackend(), shards);
+        tf.getBackend(), shards, microBatch);
     }
     const { runDir, record, dataset } = this.input;
+    const threads = shards > 1 ? `, ${shards} training threads (data-parallel)` : '';
     this.input.emit(message({
       type: 'started', runDir, runId: record.id, config: this.config,
-      backend: shards > 1 ? `${record.backend}, ${shards} training threads (data-parallel)` : record.backend,
+      backend: `${record.backend}${threads}${splits ? `, micro-batches of ${microBatch}` : ''}`,
       dataset: summarise(dataset), startStep: this.step, batchesPerEpoch: this.batchesPerEpoch,
     }));
     // What the scan left out (links to folders, unreadable folders, loose images) must not vanish silently.

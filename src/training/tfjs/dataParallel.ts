@@ -7,6 +7,10 @@
 // every replica applies the same average with the same SGD, so all stay bitwise identical. The
 // update equals the single-process one with the full batch, except that batch-norm statistics come
 // from each shard ("ghost batch norm", as per-GPU BN in the official multi-GPU recipe).
+//
+// A shard too large for one pass (the wasm heap holds 4 GiB) is split further into micro-batches,
+// run one after another on the same thread; their gradients, weighted by their images, add up to
+// the shard's. The same trainer runs them on one thread when there are no replicas.
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
@@ -34,13 +38,16 @@ export interface ReplicaInit {
 }
 
 export type ReplicaRequest =
-  | { kind: 'step'; view1: Float32Array; view2: Float32Array; count: number; lrs: number[] }
+  | { kind: 'step'; view1: Float32Array; view2: Float32Array; count: number; microBatch: number; lrs: number[] }
   | { kind: 'apply'; gradients: Float32Array }
   | { kind: 'weights' };
 
+/** A shard's gradient, loss and z-std, each summed over its micro-batches weighted by their images. */
+export interface ShardSums { gradients: Float32Array; loss: number; zStd: number }
+
 export type ReplicaReply =
   | { kind: 'ready' }
-  | { kind: 'gradients'; gradients: Float32Array; loss: number; zStd: number }
+  | ({ kind: 'gradients' } & ShardSums)
   | { kind: 'weights'; weights: Float32Array }
   | { kind: 'error'; message: string };
 
@@ -74,6 +81,41 @@ export function unflatten(flat: Float32Array, variables: tf.Variable[]): Record<
     offset += v.size;
   }
   return grads;
+}
+
+/** Sizes of the micro-batches a shard of `count` images is split into: as even as can be, none above `microBatch`. */
+export function microBatchSizes(count: number, microBatch: number): number[] {
+  const parts = microBatch > 0 ? Math.ceil(count / microBatch) : 1;
+  const base = Math.floor(count / parts);
+  return Array.from({ length: parts }, (_, i) => base + (i < count % parts ? 1 : 0));
+}
+
+/** Forward and backward of one thread's shard, micro-batch after micro-batch (see the top of this file). */
+export function shardGradients(model: tf.LayersModel, variables: tf.Variable[], view1: Float32Array, view2: Float32Array,
+  count: number, imageSize: number, microBatch: number): ShardSums {
+  const floatsPerImage = imageSize * imageSize * 3;
+  let sums: ShardSums | null = null;
+  let start = 0;
+  for (const images of microBatchSizes(count, microBatch)) {
+    const shape: [number, number, number, number] = [images, imageSize, imageSize, 3];
+    const [from, to] = [start * floatsPerImage, (start + images) * floatsPerImage];
+    const x1 = tf.tensor4d(view1.subarray(from, to), shape);
+    const x2 = tf.tensor4d(view2.subarray(from, to), shape);
+    const gradients = computeGradients(model, x1, x2, variables);
+    tf.dispose([x1, x2]);
+    const flat = flatten(variables.map((v) => gradients.grads[v.name]));
+    const { loss, zStd } = readAndDispose(gradients);
+    if (sums === null) {
+      for (let i = 0; i < flat.length; i++) flat[i] *= images;
+      sums = { gradients: flat, loss: loss * images, zStd: zStd * images };
+    } else {
+      for (let i = 0; i < flat.length; i++) sums.gradients[i] += images * flat[i];
+      sums.loss += loss * images;
+      sums.zStd += zStd * images;
+    }
+    start += images;
+  }
+  return sums!;
 }
 
 class Replica {
@@ -125,7 +167,7 @@ class Replica {
   }
 }
 
-/** Runs training steps on the main model plus replica threads, one shard each. */
+/** Runs training steps on the main model plus replica threads, one shard each, each in micro-batches of at most `microBatch` images. */
 export class DataParallelTrainer {
   private constructor(
     private readonly model: tf.LayersModel,
@@ -133,10 +175,12 @@ export class DataParallelTrainer {
     private readonly optimizer: SgdMomentum,
     private readonly replicas: Replica[],
     private readonly imageSize: number,
+    /** Images per pass on one thread; 0 = a whole shard. */
+    readonly microBatch: number,
   ) {}
 
   static async create(model: tf.LayersModel, variables: tf.Variable[], optimizer: SgdMomentum, config: TrainConfig,
-    backend: string, shards: number): Promise<DataParallelTrainer> {
+    backend: string, shards: number, microBatch = 0): Promise<DataParallelTrainer> {
     const init: ReplicaInit = {
       config, backend, architecture: { modelTopology: model.toJSON(null, false) } as ModelArchitecture,
       weights: model.getWeights().map((w) => w.dataSync() as Float32Array),
@@ -149,7 +193,7 @@ export class DataParallelTrainer {
       await Promise.all(replicas.map((r) => r.close()));
       throw error;
     }
-    return new DataParallelTrainer(model, variables, optimizer, replicas, config.imageSize);
+    return new DataParallelTrainer(model, variables, optimizer, replicas, config.imageSize, microBatch);
   }
 
   get shards(): number {
@@ -161,29 +205,24 @@ export class DataParallelTrainer {
     const lrs = groups.map((g) => g.lr);
     const floats = shard * this.imageSize * this.imageSize * 3;
     const slice = (view: Float32Array, i: number) => view.slice(i * floats, (i + 1) * floats);
+    const microBatch = this.microBatch;
     const replies = this.replicas.map((replica, r) => {
       const a = slice(view1, r + 1);
       const b = slice(view2, r + 1);
-      return replica.request({ kind: 'step', view1: a, view2: b, count: shard, lrs }, [a.buffer as ArrayBuffer, b.buffer as ArrayBuffer]);
+      return replica.request({ kind: 'step', view1: a, view2: b, count: shard, microBatch, lrs }, [a.buffer as ArrayBuffer, b.buffer as ArrayBuffer]);
     });
 
-    const shape: [number, number, number, number] = [shard, this.imageSize, this.imageSize, 3];
-    const x1 = tf.tensor4d(view1.subarray(0, floats), shape);
-    const x2 = tf.tensor4d(view2.subarray(0, floats), shape);
-    const own = computeGradients(this.model, x1, x2, this.variables);
-    tf.dispose([x1, x2]);
-    const mean = flatten(this.variables.map((v) => own.grads[v.name]));
-    const ownScalars = readAndDispose(own);
-
-    let loss = ownScalars.loss;
-    let zStd = ownScalars.zStd;
+    const own = shardGradients(this.model, this.variables, view1.subarray(0, floats), view2.subarray(0, floats), shard,
+      this.imageSize, microBatch);
+    const mean = own.gradients;
+    let { loss, zStd } = own;
     for (const reply of await Promise.all(replies)) {
       if (reply.kind !== 'gradients') throw new Error(`training replica answered ${reply.kind} to a step`);
       for (let i = 0; i < mean.length; i++) mean[i] += reply.gradients[i];
       loss += reply.loss;
       zStd += reply.zStd;
     }
-    const scale = 1 / this.shards;
+    const scale = 1 / (shard * this.shards);
     for (let i = 0; i < mean.length; i++) mean[i] *= scale;
     for (const replica of this.replicas) replica.send({ kind: 'apply', gradients: mean });
     const grads = unflatten(mean, this.variables);

@@ -2,7 +2,8 @@
 // "memory access out of bounds" or "Aborted()" — after the run has started. So before a run on
 // wasm, the step's heap is measured on two small probes in throwaway threads and extrapolated to
 // the run's image size (activations grow with images × pixels; weights and optimizer state don't),
-// and a size that cannot fit is refused with the size that can.
+// and what does not fit is split into micro-batches that do (or, when not even the smallest does,
+// refused with the image size that fits).
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import type { TrainConfig } from '../config';
@@ -24,6 +25,10 @@ export interface HeapEstimate {
   /** The largest image size (a multiple of 8) whose step fits, at the run's shard. */
   largestSize: number;
   fits: boolean;
+  /** The most images one step of one thread can take at the run's size (0: not even one). */
+  largestStep: number;
+  /** The largest image size (a multiple of 8) at which a step of `images` images fits. */
+  largestSizeFor(images: number): number;
 }
 
 function measure(request: HeapProbeRequest): Promise<Extract<HeapProbeReply, { peakBytes: number[] }>> {
@@ -50,6 +55,10 @@ export async function estimateWasmHeap(config: TrainConfig, shard: number): Prom
   const fixed = peakBytes[0] - perPixel * PROBE_IMAGES * small ** 2;
   const budget = WASM_HEAP_MAX * USABLE_FRACTION;
   const bytes = fixed + perPixel * shard * config.imageSize ** 2;
-  const largestSide = perPixel > 0 ? Math.sqrt(Math.max(0, budget - fixed) / (perPixel * shard)) : Infinity;
-  return { bytes, largestSize: Math.floor(Math.min(largestSide, 1 << 16) / 8) * 8, fits: bytes <= budget };
+  const largestSizeFor = (images: number) => {
+    const side = perPixel > 0 ? Math.sqrt(Math.max(0, budget - fixed) / (perPixel * images)) : Infinity;
+    return Math.floor(Math.min(side, 1 << 16) / 8) * 8;
+  };
+  const largestStep = perPixel > 0 ? Math.max(0, Math.floor((budget - fixed) / (perPixel * config.imageSize ** 2))) : Number.MAX_SAFE_INTEGER;
+  return { bytes, largestSize: largestSizeFor(shard), fits: bytes <= budget, largestStep, largestSizeFor };
 }

@@ -4,8 +4,8 @@ import { parentPort, workerData } from 'worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendSelection } from './backend';
 import { SgdMomentum } from '../optimizer';
-import { computeGradients, readAndDispose, parametersOf, parameterGroups } from '../step';
-import { flatten, unflatten, type ReplicaInit, type ReplicaReply, type ReplicaRequest } from './dataParallel';
+import { parametersOf, parameterGroups } from '../step';
+import { flatten, shardGradients, unflatten, type ReplicaInit, type ReplicaReply, type ReplicaRequest } from './dataParallel';
 // Registers the batch-norm layer class the topology names.
 import '../model/batchNorm';
 
@@ -32,13 +32,8 @@ async function start(): Promise<void> {
     try {
       if (request.kind === 'step') {
         lrs = { encoder: request.lrs[0], predictor: request.lrs[1] };
-        const x1 = tf.tensor4d(request.view1, [request.count, size, size, 3]);
-        const x2 = tf.tensor4d(request.view2, [request.count, size, size, 3]);
-        const gradients = computeGradients(model, x1, x2, parameters.variables);
-        tf.dispose([x1, x2]);
-        const flat = flatten(parameters.variables.map((v) => gradients.grads[v.name]));
-        const { loss, zStd } = readAndDispose(gradients);
-        reply({ kind: 'gradients', gradients: flat, loss, zStd }, [flat.buffer as ArrayBuffer]);
+        const sums = shardGradients(model, parameters.variables, request.view1, request.view2, request.count, size, request.microBatch);
+        reply({ kind: 'gradients', ...sums }, [sums.gradients.buffer as ArrayBuffer]);
       } else if (request.kind === 'apply') {
         const grads = unflatten(request.gradients, parameters.variables);
         optimizer.step(parameterGroups(parameters, lrs), grads);
