@@ -10,6 +10,8 @@ export interface SideRun {
   meanLoss: number[];
   zStd: number[];
   imagesPerSecond: number[];
+  /** Per trained epoch, the share of the training loop spent waiting for images (engine only; NaN when not reported). */
+  loaderWaitShare: number[];
 }
 
 export type Side = 'engine' | 'reference';
@@ -33,7 +35,7 @@ export function formatMeanSd(value: MeanSd, digits: number, scale = 1): string {
 
 /** An empty run to fill from one side's messages. */
 export function emptyRun(seed: number): SideRun {
-  return { seed, knnTop1: [], meanLoss: [], zStd: [], imagesPerSecond: [] };
+  return { seed, knnTop1: [], meanLoss: [], zStd: [], imagesPerSecond: [], loaderWaitShare: [] };
 }
 
 /**
@@ -64,6 +66,7 @@ function addEpoch(run: SideRun, epoch: number, record: Record<string, unknown>):
   run.zStd[epoch - 1] = number('zStd');
   run.knnTop1[epoch] = number('knnTop1');
   run.imagesPerSecond[epoch - 1] = number('imagesPerSecond');
+  run.loaderWaitShare[epoch - 1] = number('loaderWaitSeconds') / number('seconds');
 }
 
 function parseObject(line: string): Record<string, unknown> | undefined {
@@ -102,7 +105,8 @@ export function steadyRate(run: SideRun): number {
 
 /** Markdown table of images/s per seed (the pair ran back to back) and the engine ÷ PyTorch ratio. */
 export function speedTable(engine: readonly SideRun[], reference: readonly SideRun[]): string {
-  const rows = ['| seed | engine img/s (epoch 1; later) | PyTorch img/s (epoch 1; later) | ratio engine ÷ PyTorch (later epochs) |', '|---|---|---|---|'];
+  const rows = ['| seed | engine img/s (epoch 1; later) | PyTorch img/s (epoch 1; later) | ratio engine ÷ PyTorch (later epochs) | engine waiting for images (later epochs) |',
+    '|---|---|---|---|---|'];
   const ratios: number[] = [];
   for (const e of engine) {
     const r = reference.find((x) => x.seed === e.seed);
@@ -110,9 +114,11 @@ export function speedTable(engine: readonly SideRun[], reference: readonly SideR
     const ratio = steadyRate(e) / steadyRate(r);
     ratios.push(ratio);
     const cell = (run: SideRun) => `${(run.imagesPerSecond[0] ?? NaN).toFixed(1)}; ${steadyRate(run).toFixed(1)}`;
-    rows.push(`| ${e.seed} | ${cell(e)} | ${cell(r)} | ${ratio.toFixed(2)} |`);
+    const waits = e.loaderWaitShare.length > 1 ? e.loaderWaitShare.slice(1) : e.loaderWaitShare;
+    const wait = meanSd(waits);
+    rows.push(`| ${e.seed} | ${cell(e)} | ${cell(r)} | ${ratio.toFixed(2)} | ${wait.n ? `${(100 * wait.mean).toFixed(1)} %` : '—'} |`);
   }
-  rows.push(`| all | | | ${formatMeanSd(meanSd(ratios), 2)} |`);
+  rows.push(`| all | | | ${formatMeanSd(meanSd(ratios), 2)} | |`);
   return rows.join('\n');
 }
 

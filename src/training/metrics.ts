@@ -30,6 +30,11 @@ export const EpochRecordSchema = v.object({
   knnTop1: v.nullable(finite),
   imagesPerSecond: finite,
   seconds: finite,
+  /**
+   * Of `seconds`, the time the training loop waited for the loader's next batch: near 0 while the
+   * loader keeps ahead of training. Absent in runs recorded before it was measured.
+   */
+  loaderWaitSeconds: v.optional(finite),
   /** Files skipped so far because they could not be read. */
   skippedFiles: count,
 });

@@ -17,9 +17,9 @@ describe('parity harness summary', () => {
     addEngineLine(run, '{"v":2,"type":"progress","task":"decode","done":0,"total":10}');
     addEngineLine(run, '{"v":2,"type":"metric","record":{"kind":"eval","step":0,"epoch":0,"knnTop1":0.4}}');
     addEngineLine(run, '{"v":2,"type":"metric","record":{"kind":"step","step":1,"epoch":0,"loss":-0.5,"lr":0.015}}');
-    addEngineLine(run, '{"v":2,"type":"metric","record":{"kind":"epoch","step":15,"epoch":1,"meanLoss":-0.03,"zStd":0.044,"knnTop1":0.46,"imagesPerSecond":25}}');
+    addEngineLine(run, '{"v":2,"type":"metric","record":{"kind":"epoch","step":15,"epoch":1,"meanLoss":-0.03,"zStd":0.044,"knnTop1":0.46,"imagesPerSecond":25,"seconds":40,"loaderWaitSeconds":2}}');
     addEngineLine(run, 'Warning: not JSON');
-    assert.deepStrictEqual(run, { seed: 0, knnTop1: [0.4, 0.46], meanLoss: [-0.03], zStd: [0.044], imagesPerSecond: [25] });
+    assert.deepStrictEqual(run, { seed: 0, knnTop1: [0.4, 0.46], meanLoss: [-0.03], zStd: [0.044], imagesPerSecond: [25], loaderWaitShare: [0.05] });
   });
 
   it('reads the reference script\'s lines', () => {
@@ -33,13 +33,15 @@ describe('parity harness summary', () => {
   });
 
   it('tables per epoch over seeds and the speed ratio per seed', () => {
-    const side = (seed: number, loss: number, rate: number) => ({ seed, knnTop1: [0.4, 0.5], meanLoss: [loss], zStd: [0.044], imagesPerSecond: [rate] });
+    const side = (seed: number, loss: number, rate: number, wait = NaN) =>
+      ({ seed, knnTop1: [0.4, 0.5], meanLoss: [loss], zStd: [0.044], imagesPerSecond: [rate], loaderWaitShare: [wait] });
     const table = curveTable([side(0, -0.1, 50), side(1, -0.3, 50)], [side(0, -0.2, 100), side(1, -0.2, 100)], 1);
     assert.match(table, /\| 1 \| -0\.200 ± 0\.141 \| -0\.200 ± 0\.000 \| 0\.0440 ± 0\.0000 \|/);
     assert.match(table, /\| 0 \(untrained\) \|.*\| 40\.0 ± 0\.0 \| 40\.0 ± 0\.0 \|/);
-    const speed = speedTable([side(0, 0, 50), side(1, 0, 60)], [side(0, 0, 100), side(1, 0, 100)]);
-    assert.match(speed, /\| 0 \| 50\.0; 50\.0 \| 100\.0; 100\.0 \| 0\.50 \|/);
-    assert.match(speed, /\| all \| \| \| 0\.55 ± 0\.07 \|/);
+    const speed = speedTable([side(0, 0, 50, 0.012), side(1, 0, 60)], [side(0, 0, 100), side(1, 0, 100)]);
+    assert.match(speed, /\| 0 \| 50\.0; 50\.0 \| 100\.0; 100\.0 \| 0\.50 \| 1\.2 % \|/);
+    assert.match(speed, /\| 1 \| 60\.0; 60\.0 \| 100\.0; 100\.0 \| 0\.60 \| — \|/, 'a run that did not report the wait');
+    assert.match(speed, /\| all \| \| \| 0\.55 ± 0\.07 \| \|/);
   });
 
   it('seeds as a count or a list', () => {

@@ -282,5 +282,7 @@ describe('trainer', function () {
     assert.strictEqual(warnings.length, 1, JSON.stringify(warnings));
     const epoch = readMetrics(done.runDir).find((r) => r.kind === 'epoch');
     assert.strictEqual(epoch?.kind === 'epoch' && epoch.skippedFiles, 1);
+    const waited = epoch?.kind === 'epoch' ? epoch.loaderWaitSeconds : undefined;
+    assert.ok(waited !== undefined && waited >= 0 && waited <= epoch!.seconds, `loader wait ${waited} of the epoch's seconds`);
   });
 });

@@ -63,6 +63,8 @@ export interface EpochTotals {
   zStd: number;
   steps: number;
   seconds: number;
+  /** Of `seconds`, the wait for the loader's next batch. */
+  loaderWaitSeconds: number;
 }
 
 /** The kNN monitor needs labels and held-out images. */
@@ -136,7 +138,10 @@ export class TrainingRun {
     let lossSum = 0;
     let zStdSum = 0;
     let steps = 0;
+    let waited = 0;
+    let asked = Date.now();
     for await (const batch of this.loader.epoch(this.epoch, this.step - this.epoch * this.batchesPerEpoch)) {
+      waited += Date.now() - asked;
       const count = batch.indices.length;
       const compiling = this.firstCudaStep();
       if (compiling) this.input.emit(message({ type: 'progress', task: 'compile', done: 0, total: 1 }));
@@ -154,10 +159,12 @@ export class TrainingRun {
       // turn of the event loop here, a stop message or signal would wait for the epoch's end.
       await new Promise(setImmediate);
       if (this.stopRequested) break;
+      asked = Date.now();
     }
     return {
       completed: this.step === (this.epoch + 1) * this.batchesPerEpoch,
       meanLoss: lossSum / Math.max(1, steps), zStd: zStdSum / Math.max(1, steps), steps, seconds: (Date.now() - started) / 1000,
+      loaderWaitSeconds: waited / 1000,
     };
   }
 
@@ -208,7 +215,7 @@ export class TrainingRun {
       kind: 'epoch', step: this.step, epoch: this.epoch, meanLoss: totals.meanLoss, lr, zStd: totals.zStd,
       zStdReference: 1 / Math.sqrt(this.config.projectorDim), knnTop1,
       imagesPerSecond: (totals.steps * this.config.batchSize) / Math.max(totals.seconds, 1e-9), seconds: totals.seconds,
-      skippedFiles: this.input.skipped.count,
+      loaderWaitSeconds: totals.loaderWaitSeconds, skippedFiles: this.input.skipped.count,
     };
     this.record(record);
     this.metrics.flush();
