@@ -1,21 +1,34 @@
 /**
- * Micro-benchmark of the wasm convolution gradients (src/training/wasmGradients.ts) next to the
- * forward conv2d of the same shape, on the tiny preset's ResNet-18 ×0.25 shapes: both
- * Conv2DBackpropFilter formulations, and Conv2DBackpropInput as wasm ships it and as replaced.
+ * Micro-benchmark of the wasm convolution gradients (src/training/tfjs/wasmGradients.ts) next to
+ * the forward conv2d of the same shape, on the tiny preset's ResNet-18 ×0.25 shapes: every
+ * Conv2DBackpropFilter formulation, and Conv2DBackpropInput as wasm ships it and as replaced
+ * (on XNNPACK and by our SIMD kernel).
  *
  *   npx tsc -p . && node out/bench/convGrad.js [repeats=7]
+ *   node out/bench/convGrad.js --step [pairs=7]
  *
  * Prints the median and the minimum ms of `repeats` timed calls after two warm-up calls (the
  * minimum is the steadier figure on a shared machine). The wasm backend runs synchronously, so
  * wall time around a call is its compute time.
+ *
+ * --step times whole training steps of the tiny preset on one replica's shard (32 images, both
+ * views, forward + backward + SGD) with our SIMD kernels (conv gradients and batch norm) and
+ * without them (the XNNPACK compositions, batch norm as tf ops), alternated pair by pair in one
+ * process so that other load on the machine hits both alike; it prints each pair's ratio.
  */
 import * as tf from '@tensorflow/tfjs';
 // Loaded here, ahead of selectBackend, so that wasm's own Conv2DBackpropInput can be captured.
 import '@tensorflow/tfjs-backend-wasm';
 import { selectBackend } from '../src/training/tfjs/backend';
 import { spreadOf, timeRepeats, type Spread } from './timing';
+import { resolveConfig } from '../src/training/config';
+import { buildSimSiam } from '../src/training/model/simsiam';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../src/training/model/batchNorm';
+import { SgdMomentum } from '../src/training/optimizer';
+import { parameterGroups, parametersOf, trainStep } from '../src/training/step';
 import {
-  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, preferredFilterGradFormulation,
+  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, InputGradFormulation,
+  preferredFilterGradFormulation, preferredInputGradFormulation,
 } from '../src/training/tfjs/wasmGradients';
 
 interface ConvShape {
@@ -42,7 +55,8 @@ const SHAPES: ConvShape[] = [
   { label: 'wide 3x3 64->64 (not tiny)', input: [64, 32, 32, 64], filter: [3, 3, 64, 64], stride: 1, perForward: 0 },
 ];
 
-const FORMULATIONS: FilterGradFormulation[] = ['batchContractedConv', 'im2colMatMul'];
+const FORMULATIONS: FilterGradFormulation[] = ['simdKernel', 'batchContractedConv', 'im2colMatMul'];
+const INPUT_FORMULATIONS: InputGradFormulation[] = ['simdKernel', 'xnnpackConv'];
 const WARM_UP = 2;
 
 /** Median and min of `repeats` timed calls after WARM_UP untimed ones (bench/timing). */
@@ -54,7 +68,7 @@ interface ShapeTimings {
   forward: Spread;
   filterGrad: Record<FilterGradFormulation, Spread>;
   inputGradWasmOwn: Spread;
-  inputGrad: Spread;
+  inputGrad: Record<InputGradFormulation, Spread>;
 }
 
 async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradient: tf.KernelConfig): Promise<ShapeTimings> {
@@ -82,46 +96,129 @@ async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradien
   const inputGradWasmOwn = await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(wasmOwnInputGradient.kernelFunc({
     inputs: { dy, filter: fresh }, backend, attrs: inputAttrs as unknown as tf.NamedAttrMap,
   }))));
-  const inputGrad = await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(
-    conv2dInputGradientOnWasm(dy, fresh, inputAttrs, backend) ?? [])));
+  const inputGrad = {} as Record<InputGradFormulation, Spread>;
+  for (const formulation of INPUT_FORMULATIONS) {
+    inputGrad[formulation] = await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(
+      conv2dInputGradientOnWasm(dy, fresh, inputAttrs, backend, formulation) ?? [])));
+  }
   tf.dispose([x, filter, dy]);
   return { forward, filterGrad, inputGradWasmOwn, inputGrad };
 }
 
 const show = (t: Spread) => `${t.median.toFixed(1)} (${t.min.toFixed(1)})`;
 
+/** One replica's shard of the tiny preset's batch of 64 (bench/train's data-parallel wasm run). */
+const SHARD_IMAGES = 32;
+
+/** Registers the wasm kernels a training step uses with (simd) or without our SIMD module. */
+function useSimdKernels(simd: boolean, wasmOwnInputGradient: tf.KernelConfig, batchNorm: tf.KernelConfig[]): void {
+  const replace = (config: tf.KernelConfig) => {
+    if (tf.getKernel(config.kernelName, 'wasm') !== undefined) {
+      tf.unregisterKernel(config.kernelName, 'wasm');
+    }
+    tf.registerKernel(config);
+  };
+  replace({
+    kernelName: tf.Conv2DBackpropFilter, backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const filterAttrs = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+      return conv2dFilterGradientOnWasm(inputs.x as tf.TensorInfo, inputs.dy as tf.TensorInfo, filterAttrs, backend as tf.KernelBackend,
+        preferredFilterGradFormulation(filterAttrs.filterShape, filterAttrs.strides, simd));
+    },
+  });
+  replace({
+    kernelName: tf.Conv2DBackpropInput, backendName: 'wasm',
+    kernelFunc: (args) => conv2dInputGradientOnWasm(args.inputs.dy as tf.TensorInfo, args.inputs.filter as tf.TensorInfo,
+      args.attrs as unknown as tf.Conv2DBackpropInputAttrs, args.backend as tf.KernelBackend, simd ? 'simdKernel' : 'xnnpackConv')
+      ?? wasmOwnInputGradient.kernelFunc(args),
+  });
+  for (const config of batchNorm) {
+    if (simd) {
+      replace(config);
+    } else if (tf.getKernel(config.kernelName, 'wasm') !== undefined) {
+      tf.unregisterKernel(config.kernelName, 'wasm');
+    }
+  }
+}
+
+async function benchStep(pairs: number, wasmOwnInputGradient: tf.KernelConfig): Promise<void> {
+  const batchNorm = [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD].map((name) => tf.getKernel(name, 'wasm'));
+  if (batchNorm.some((config) => config === undefined) || preferredInputGradFormulation() !== 'simdKernel') {
+    throw new Error('the SIMD training kernels did not load (no wasm SIMD here?): nothing to compare');
+  }
+  const model = buildSimSiam(resolveConfig('tiny'));
+  const parameters = parametersOf(model);
+  const optimizer = new SgdMomentum(0.9, 5e-4);
+  const groups = parameterGroups(parameters, { encoder: 0.01, predictor: 0.01 });
+  const views = [1, 2].map((seed) => tf.randomNormal([SHARD_IMAGES, 32, 32, 3], 0, 1, 'float32', seed) as tf.Tensor4D);
+  const step = (simd: boolean) => {
+    useSimdKernels(simd, wasmOwnInputGradient, batchNorm as tf.KernelConfig[]);
+    const started = performance.now();
+    trainStep(model, views[0], views[1], parameters.variables, optimizer, groups);
+    return performance.now() - started;
+  };
+  for (const simd of [false, true, false, true]) {
+    step(simd);
+  }
+  const without: number[] = [];
+  const withSimd: number[] = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    // Alternate which goes first, so that neither always follows the other.
+    if (pair % 2 === 0) {
+      without.push(step(false));
+      withSimd.push(step(true));
+    } else {
+      withSimd.push(step(true));
+      without.push(step(false));
+    }
+  }
+  const ratios = without.map((ms, i) => ms / withSimd[i]).sort((a, b) => a - b);
+  console.log(`tiny preset, ${SHARD_IMAGES}-image shard, both views, forward + backward + SGD; ms per step, median (min) of ${pairs}:`);
+  console.log(`without the SIMD kernels ${show(spreadOf(without))}, with them ${show(spreadOf(withSimd))}; ` +
+    `speed-up per alternated pair (sorted): ${ratios.map((r) => r.toFixed(2)).join(' ')}`);
+  tf.dispose(views);
+  model.dispose();
+}
+
 async function main(): Promise<void> {
-  const repeats = Number(process.argv[2] ?? 7);
+  const stepMode = process.argv[2] === '--step';
+  const repeats = Number(process.argv[stepMode ? 3 : 2] ?? 7);
   // Taken before selectBackend replaces it, to time the replacement against it.
   const wasmOwnInputGradient = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
   if (wasmOwnInputGradient === undefined) {
     throw new Error('tfjs-backend-wasm registered no Conv2DBackpropInput');
   }
   const backend = await selectBackend('wasm');
+  if (stepMode) {
+    console.log(`${backend.detail}, tfjs ${tf.version_core}`);
+    await benchStep(repeats, wasmOwnInputGradient);
+    return;
+  }
   console.log(`${backend.detail}, tfjs ${tf.version_core}; ms per call, median (min) of ${repeats} after ${WARM_UP} warm-up calls`);
   // Lets V8 tier the wasm code up before anything is timed.
   await benchShape(SHAPES[1], 1, wasmOwnInputGradient);
 
   console.log(['shape', 'input', 'filter', 'stride', 'forward', ...FORMULATIONS.map((f) => `dW ${f}`),
-    'dW chosen', 'dx wasm own', 'dx replacement'].join('\t'));
+    'dW chosen', 'dx wasm own', ...INPUT_FORMULATIONS.map((f) => `dx ${f}`)].join('\t'));
+  const chosenInput = preferredInputGradFormulation();
   const perStep = { forward: 0, filterGrad: 0, inputGradWasmOwn: 0, inputGrad: 0 };
   for (const [index, shape] of SHAPES.entries()) {
     const timings = await benchShape(shape, repeats, wasmOwnInputGradient);
     const chosen = preferredFilterGradFormulation(shape.filter, shape.stride);
     console.log([shape.label, `[${shape.input}]`, `[${shape.filter}]`, shape.stride, show(timings.forward),
       ...FORMULATIONS.map((f) => show(timings.filterGrad[f])), chosen,
-      show(timings.inputGradWasmOwn), show(timings.inputGrad)].join('\t'));
+      show(timings.inputGradWasmOwn), ...INPUT_FORMULATIONS.map((f) => show(timings.inputGrad[f]))].join('\t'));
     perStep.forward += timings.forward.median * shape.perForward;
     perStep.filterGrad += timings.filterGrad[chosen].median * shape.perForward;
     // Nothing needs the gradient of the input images, so the stem conv computes no dx.
     const needsInputGrad = index === 0 ? 0 : shape.perForward;
     perStep.inputGradWasmOwn += timings.inputGradWasmOwn.median * needsInputGrad;
-    perStep.inputGrad += timings.inputGrad.median * needsInputGrad;
+    perStep.inputGrad += timings.inputGrad[chosenInput].median * needsInputGrad;
   }
   // SimSiam runs the backbone on two views per step.
   const ms = (value: number) => `${(2 * value).toFixed(0)} ms`;
   console.log(`backbone convs per training step (2 views, medians): forward ${ms(perStep.forward)}, ` +
-    `dW ${ms(perStep.filterGrad)}, dx ${ms(perStep.inputGrad)} (wasm's own dx kernel: ${ms(perStep.inputGradWasmOwn)})`);
+    `dW ${ms(perStep.filterGrad)}, dx ${ms(perStep.inputGrad)} (dx ${chosenInput}; wasm's own dx kernel: ${ms(perStep.inputGradWasmOwn)})`);
 }
 
 main().catch((error) => {

@@ -4,7 +4,7 @@
 //   dist/<name>Worker.js      the engine's worker threads: every src/training/**/*Worker.ts, which the
 //                             engine starts from path.join(__dirname, '<name>Worker.js')
 //   dist/*.wasm               tfjs' wasm binaries that Node loads (the engine is told where via
-//                             SIMSIAM_WASM_DIR), and the augmentation kernels (scripts/buildKernels.mjs)
+//                             SIMSIAM_WASM_DIR), and our own SIMD kernels for augmentation and training (scripts/buildKernels.mjs)
 //   media/dist/panel.js       the experiment panel's script, with uPlot inside; uPlot.min.css beside it
 //   media/dist/runsTable.js   the runs table's script (media/src/runsTable/), uPlot inside too
 //   media/dist/embeddingMap.js  the embedding map and data views panel's script (media/src/embeddingMap/), no library
@@ -16,7 +16,7 @@ import * as esbuild from 'esbuild';
 import * as fs from 'fs';
 import * as path from 'path';
 import { fileURLToPath } from 'url';
-import { buildKernels, KERNELS_FILE } from './buildKernels.mjs';
+import { buildKernels, buildTrainingKernels, KERNELS_FILE, TRAINING_KERNELS_FILE } from './buildKernels.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const production = process.argv.includes('--production');
@@ -74,6 +74,7 @@ async function build() {
     fs.copyFileSync(path.join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist', file), path.join(dist, file));
   }
   await buildKernels(path.join(dist, KERNELS_FILE));
+  await buildTrainingKernels(path.join(dist, TRAINING_KERNELS_FILE));
   fs.copyFileSync(path.join(root, 'node_modules/uplot/dist/uPlot.min.css'), path.join(mediaDist, 'uPlot.min.css'));
   // Into media/dist, which the package already takes whole (*.css), next to its script.
   fs.copyFileSync(path.join(root, 'media/src/embeddingMap/embeddingMap.css'), path.join(mediaDist, 'embeddingMap.css'));

@@ -160,7 +160,7 @@ export function checkListing(target, listing) {
   const required = [
     'package.json', 'LICENSE.txt', 'changelog.md', 'readme.md',
     'dist/extension.js', 'dist/engineProcess.js', ...Object.keys(engineWorkerEntries()).map((name) => `dist/${name}.js`),
-    ...WASM_BINARIES.map((file) => `dist/${file}`), 'dist/augmentKernels.wasm',
+    ...WASM_BINARIES.map((file) => `dist/${file}`), 'dist/augmentKernels.wasm', 'dist/trainingKernels.wasm',
     'media/dist/panel.js', 'media/dist/uPlot.min.css', 'media/panel.css', 'media/dist/runsTable.js', 'media/runsTable.css', 'media/simsiam.svg', 'media/icon.png',
     ...walkthroughMedia(), `${SAMPLE}/README.md`, ...sampleImages(),
     'node_modules/sharp/package.json', 'node_modules/sharp/lib/index.js', 'node_modules/sharp/lib/libvips.js',

@@ -2,9 +2,10 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, preferredFilterGradFormulation,
-  registerWasmGradientKernels,
+  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, InputGradFormulation,
+  preferredFilterGradFormulation, preferredInputGradFormulation, registerWasmGradientKernels,
 } from '../../src/training/tfjs/wasmGradients';
+import { BATCH_NORM_TRAINING, batchNormTraining } from '../../src/training/model/batchNorm';
 
 type Shape4 = [number, number, number, number];
 type Padding = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -35,6 +36,24 @@ const CASES: ConvCase[] = [
   { name: 'non-square 1x3 filter at strides [2, 1]', input: [2, 8, 7, 3], filter: [1, 3, 3, 5], strides: [2, 1], pad: 'same' },
   { name: '2x2 stride 2 (filter no wider than the stride)', input: [2, 8, 8, 3], filter: [2, 2, 3, 4], strides: 2, pad: 'valid' },
 ];
+
+/** The tiny preset's backbone convs (ResNet-18 ×0.25, CIFAR stem, 32 px), as bench/convGrad.ts lists them. */
+const TINY_PRESET_CONVS: { name: string; input: Shape4; filter: Shape4; strides: number }[] = [
+  { name: 'stem 3x3 3->16', input: [8, 32, 32, 3], filter: [3, 3, 3, 16], strides: 1 },
+  { name: 'stage1 3x3 16->16', input: [8, 32, 32, 16], filter: [3, 3, 16, 16], strides: 1 },
+  { name: 'stage2 down 3x3 s2', input: [8, 32, 32, 16], filter: [3, 3, 16, 32], strides: 2 },
+  { name: 'stage2 shortcut 1x1 s2', input: [8, 32, 32, 16], filter: [1, 1, 16, 32], strides: 2 },
+  { name: 'stage2 3x3 32->32', input: [8, 16, 16, 32], filter: [3, 3, 32, 32], strides: 1 },
+  { name: 'stage3 down 3x3 s2', input: [8, 16, 16, 32], filter: [3, 3, 32, 64], strides: 2 },
+  { name: 'stage3 shortcut 1x1 s2', input: [8, 16, 16, 32], filter: [1, 1, 32, 64], strides: 2 },
+  { name: 'stage3 3x3 64->64', input: [8, 8, 8, 64], filter: [3, 3, 64, 64], strides: 1 },
+  { name: 'stage4 down 3x3 s2', input: [8, 8, 8, 64], filter: [3, 3, 64, 128], strides: 2 },
+  { name: 'stage4 shortcut 1x1 s2', input: [8, 8, 8, 64], filter: [1, 1, 64, 128], strides: 2 },
+  { name: 'stage4 3x3 128->128', input: [8, 4, 4, 128], filter: [3, 3, 128, 128], strides: 1 },
+];
+
+const FILTER_GRAD_FORMULATIONS: FilterGradFormulation[] = ['simdKernel', 'batchContractedConv', 'im2colMatMul'];
+const INPUT_GRAD_FORMULATIONS: InputGradFormulation[] = ['simdKernel', 'xnnpackConv'];
 
 const TOLERANCE = 1e-4;
 
@@ -80,6 +99,13 @@ async function convGradients(backend: string, c: ConvCase, data: CaseData): Prom
   return result;
 }
 
+/** The values of a kernel's result, which is then freed. */
+function readInfo(info: tf.TensorInfo): Float32Array {
+  const values = tf.backend().readSync(info.dataId) as Float32Array;
+  tf.backend().disposeData(info.dataId);
+  return values;
+}
+
 describe('wasm convolution gradient kernels', function () {
   let previousBackend: string | undefined;
 
@@ -106,23 +132,51 @@ describe('wasm convolution gradient kernels', function () {
     });
   }
 
-  it('compute the same dW with either formulation', async () => {
+  it('compute the same dW and dx with every formulation', async () => {
     for (const [index, c] of CASES.entries()) {
       const data = await caseData(c, 100 * index);
-      const expected = (await convGradients('cpu', c, data)).dW;
+      const expected = await convGradients('cpu', c, data);
       await tf.setBackend('wasm');
       const x = tf.tensor4d(data.x, c.input);
+      const filter = tf.tensor4d(data.filter, c.filter);
       const dy = tf.tensor4d(data.lossWeights, data.outShape);
-      for (const formulation of ['batchContractedConv', 'im2colMatMul'] as FilterGradFormulation[]) {
-        const dW = conv2dFilterGradientOnWasm(x, dy, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter }, tf.backend(), formulation);
-        const values = tf.backend().readSync(dW.dataId) as Float32Array;
-        tf.backend().disposeData(dW.dataId);
-        const error = relativeError(values, expected);
-        assert.ok(error < TOLERANCE, `${c.name}, ${formulation}: relative error ${error}`);
+      for (const formulation of FILTER_GRAD_FORMULATIONS) {
+        const dW = readInfo(conv2dFilterGradientOnWasm(x, dy, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', filterShape: c.filter }, tf.backend(), formulation));
+        const error = relativeError(dW, expected.dW);
+        assert.ok(error < TOLERANCE, `${c.name}, dW ${formulation}: relative error ${error}`);
       }
-      tf.dispose([x, dy]);
+      for (const formulation of INPUT_GRAD_FORMULATIONS) {
+        const dx = conv2dInputGradientOnWasm(dy, filter, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.input }, tf.backend(), formulation);
+        assert.ok(dx !== undefined, `${c.name}: no dx formulation covers it`);
+        const error = relativeError(readInfo(dx), expected.dx);
+        assert.ok(error < TOLERANCE, `${c.name}, dx ${formulation}: relative error ${error}`);
+      }
+      tf.dispose([x, filter, dy]);
     }
   });
+
+  // The SIMD kernels against the XNNPACK formulations they replace, at the sizes training runs.
+  for (const c of TINY_PRESET_CONVS) {
+    for (const batch of [c.input[0], 1]) {
+      it(`compute the tiny preset's ${c.name} gradients with the SIMD kernels as with XNNPACK, batch ${batch}`, async () => {
+        await tf.setBackend('wasm');
+        const input: Shape4 = [batch, c.input[1], c.input[2], c.input[3]];
+        const outShape = tf.backend_util.computeConv2DInfo(input, c.filter, c.strides, 1, 'same').outShape;
+        const [x, filter, dy] = [input, c.filter, outShape].map((shape, i) => tf.randomNormal(shape, 0, 1, 'float32', 40 + i));
+        const filterAttrs = { strides: c.strides, pad: 'same' as const, dataFormat: 'NHWC' as const, filterShape: c.filter };
+        const dWs = FILTER_GRAD_FORMULATIONS.map((f) => readInfo(conv2dFilterGradientOnWasm(x, dy, filterAttrs, tf.backend(), f)));
+        const inputAttrs = { strides: c.strides, pad: 'same' as const, dataFormat: 'NHWC' as const, inputShape: input };
+        const dxs = INPUT_GRAD_FORMULATIONS.map((f) => readInfo(conv2dInputGradientOnWasm(dy, filter, inputAttrs, tf.backend(), f)!));
+        tf.dispose([x, filter, dy]);
+        for (const [i, formulation] of FILTER_GRAD_FORMULATIONS.entries()) {
+          const error = relativeError(dWs[0], dWs[i]);
+          assert.ok(error < TOLERANCE, `dW simdKernel vs ${formulation}: relative error ${error}`);
+        }
+        const error = relativeError(dxs[0], dxs[1]);
+        assert.ok(error < TOLERANCE, `dx simdKernel vs xnnpackConv: relative error ${error}`);
+      });
+    }
+  }
 
   it('leave no tensors or wasm buffers behind', async () => {
     const c = CASES[0];
@@ -165,12 +219,17 @@ describe('wasm convolution gradient kernels', function () {
     tf.dispose([x, dy]);
   });
 
-  it('choose the matrix-product formulation only for stride-1 1x1 or RGB-input filters', () => {
-    assert.strictEqual(preferredFilterGradFormulation([1, 1, 64, 16], 1), 'im2colMatMul');
-    assert.strictEqual(preferredFilterGradFormulation([3, 3, 3, 16], [1, 1]), 'im2colMatMul');
-    assert.strictEqual(preferredFilterGradFormulation([3, 3, 16, 16], 1), 'batchContractedConv');
-    assert.strictEqual(preferredFilterGradFormulation([1, 1, 16, 32], 2), 'batchContractedConv');
-    assert.strictEqual(preferredFilterGradFormulation([7, 7, 3, 64], 2), 'batchContractedConv');
+  it('choose the SIMD kernels where wasm SIMD compiles (it does in Node)', () => {
+    assert.strictEqual(preferredFilterGradFormulation([3, 3, 16, 16], 1), 'simdKernel');
+    assert.strictEqual(preferredInputGradFormulation(), 'simdKernel');
+  });
+
+  it('without wasm SIMD, choose the matrix-product formulation only for stride-1 1x1 or RGB-input filters', () => {
+    assert.strictEqual(preferredFilterGradFormulation([1, 1, 64, 16], 1, false), 'im2colMatMul');
+    assert.strictEqual(preferredFilterGradFormulation([3, 3, 3, 16], [1, 1], false), 'im2colMatMul');
+    assert.strictEqual(preferredFilterGradFormulation([3, 3, 16, 16], 1, false), 'batchContractedConv');
+    assert.strictEqual(preferredFilterGradFormulation([1, 1, 16, 32], 2, false), 'batchContractedConv');
+    assert.strictEqual(preferredFilterGradFormulation([7, 7, 3, 64], 2, false), 'batchContractedConv');
   });
 
   it('multiply transposed operands as the cpu backend does (the products in matMul gradients)', async () => {
@@ -256,5 +315,60 @@ describe('wasm convolution gradient kernels', function () {
       assert.ok(relativeError(onWasm.weights[name], onCpu.weights[name]) < 1e-3, `weights of ${name} differ after training`);
       assert.ok(relativeError(onWasm.weights[name], initial[name]) > 1e-4, `${name} did not change`);
     }
+  });
+
+  describe('fused batch norm kernels', () => {
+    /** y, mean, variance and the gradients of sum(y · upstream) w.r.t. x, gamma and beta. */
+    async function batchNormResults(backend: string, shape: number[]): Promise<Record<string, Float32Array>> {
+      await tf.setBackend(backend);
+      const channels = shape[shape.length - 1];
+      return tf.tidy(() => {
+        // Centred away from 0, as activations are: the two-pass variance must not lose it.
+        const x = tf.randomNormal(shape, 2, 3, 'float32', 7);
+        const gamma = tf.randomNormal([channels], 1, 0.5, 'float32', 8) as tf.Tensor1D;
+        const beta = tf.randomNormal([channels], 0, 0.5, 'float32', 9) as tf.Tensor1D;
+        const upstream = tf.randomNormal(shape, 0, 1, 'float32', 10);
+        const { y, mean, variance } = batchNormTraining(x, gamma, beta, 1e-5);
+        const [dx, dGamma, dBeta] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5).y, upstream)))([x, gamma, beta]);
+        const values = { y, mean, variance, dx, dGamma, dBeta };
+        return Object.fromEntries(Object.entries(values).map(([name, t]) => [name, t.dataSync() as Float32Array]));
+      });
+    }
+
+    it('are what the wasm backend runs batch norm with', async () => {
+      await tf.setBackend('wasm');
+      assert.ok(tf.getKernel(BATCH_NORM_TRAINING, 'wasm') !== undefined);
+    });
+
+    // Conv activations (several 64-row summing blocks and a partial one; channels not a multiple
+    // of 4) and the heads' dense activations.
+    for (const shape of [[4, 5, 5, 3], [2, 3, 3, 6], [32, 16, 16, 16], [7, 9, 9, 64], [1, 4, 4, 128], [16, 8], [64, 512], [3, 7]]) {
+      it(`match the element-wise ops on cpu for [${shape}]: values, batch statistics and gradients`, async () => {
+        const expected = await batchNormResults('cpu', shape);
+        const actual = await batchNormResults('wasm', shape);
+        for (const name of Object.keys(expected)) {
+          const error = relativeError(actual[name], expected[name]);
+          assert.ok(error < TOLERANCE, `${name}: relative error ${error}`);
+        }
+      });
+    }
+
+    it('leave no tensors behind in a training step', async () => {
+      await tf.setBackend('wasm');
+      const x = tf.randomNormal([4, 6, 6, 8]);
+      const gamma = tf.ones([8]) as tf.Tensor1D;
+      const beta = tf.zeros([8]) as tf.Tensor1D;
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+          const { y, mean, variance } = batchNormTraining(a, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5);
+          tf.dispose([mean, variance]);   // the caller's, as FusedBatchNormalization disposes them
+          return tf.sum(y);
+        })([x, gamma, beta]);
+      });
+      assert.strictEqual(tf.memory().numTensors, before);
+      tf.dispose([x, gamma, beta]);
+    });
   });
 });

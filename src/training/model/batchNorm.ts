@@ -10,8 +10,21 @@
 //   x̂ = (x − μ)/σ,  y = γ x̂ + β
 //   ∂β = Σ dy,  ∂γ = Σ dy·x̂,  ∂x = γ/σ · (dy − ∂β/n − x̂ ∂γ/n)
 // It saves x̂ for the backward pass rather than recomputing it from x, and takes every per-channel
-// mean as an average pool (see channelMeans).
+// mean as an average pool (see channelMeans). A backend may register the forward and its gradient
+// as two fused kernels (the wasm backend does, on SIMD: ../tfjs/wasmGradients.ts), which then
+// replace the 5 element-wise ops and 2 reductions of each direction.
 import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Fused training-mode batch norm: inputs { x, gamma, beta }, attrs { epsilon }; outputs
+ * [y, normalised, mean, variance, invStd], mean and variance being the batch's (biased).
+ */
+export const BATCH_NORM_TRAINING = 'SimSiamBatchNormTraining';
+/**
+ * Its gradient: inputs { dy, normalised, invStd, gamma } (the forward's saved tensors); outputs
+ * [dx, dGamma, dBeta] of the closed form above.
+ */
+export const BATCH_NORM_TRAINING_GRAD = 'SimSiamBatchNormTrainingGrad';
 
 const POOLED_MEAN_BACKENDS = new Set(['wasm', 'cpu']);
 
@@ -48,9 +61,44 @@ function channelMeans(x: tf.Tensor): tf.Tensor1D {
   return tf.reshape(tf.avgPool(column, [rows, 1], 1, 'valid'), [channels]);
 }
 
+/** Whether the current backend registers both fused kernels. */
+function fusedKernelsRegistered(): boolean {
+  const backend = tf.getBackend();
+  return tf.getKernel(BATCH_NORM_TRAINING, backend) !== undefined && tf.getKernel(BATCH_NORM_TRAINING_GRAD, backend) !== undefined;
+}
+
+/** batchNormTraining on the backend's fused kernels. */
+function fusedBatchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number):
+  { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  let mean: tf.Tensor1D | undefined;
+  let variance: tf.Tensor1D | undefined;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, scale, offset] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const [y, normalised, batchMean, batchVariance, invStd] = tf.engine().runKernel(
+      BATCH_NORM_TRAINING, { x: input, gamma: scale, beta: offset }, { epsilon }) as tf.Tensor[];
+    mean = tf.keep(batchMean as tf.Tensor1D);
+    variance = tf.keep(batchVariance as tf.Tensor1D);
+    save([normalised, invStd, scale]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [savedNormalised, savedInvStd, savedScale] = saved;
+        return tf.engine().runKernel(BATCH_NORM_TRAINING_GRAD,
+          { dy, normalised: savedNormalised, invStd: savedInvStd, gamma: savedScale }) as tf.Tensor[];
+      },
+    };
+  });
+  const y = op(x, gamma, beta);
+  return { y, mean: mean!, variance: variance! };
+}
+
 /** Normalises over every axis but the last; returns y and the batch statistics it used. */
 export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number):
   { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (fusedKernelsRegistered()) {
+    return fusedBatchNormTraining(x, gamma, beta, epsilon);
+  }
   const n = x.size / x.shape[x.rank - 1];
   let mean: tf.Tensor1D | undefined;
   let variance: tf.Tensor1D | undefined;

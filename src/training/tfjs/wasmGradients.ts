@@ -1,48 +1,110 @@
 /**
- * Gradient kernels for @tensorflow/tfjs-backend-wasm 4.22, so that a ResNet with dense heads trains
+ * Training kernels for @tensorflow/tfjs-backend-wasm 4.22, so that a ResNet with dense heads trains
  * on the wasm backend at a usable speed:
  * - Conv2DBackpropFilter (the weight gradient of conv2d) is missing from wasm; every other
  *   gradient that conv + batch norm + relu + max-pool + dense training needs is there.
  * - Conv2DBackpropInput exists but is a plain loop, 8-25x slower than the forward conv;
- *   it is replaced by a formulation that runs on XNNPACK, keeping the original kernel for the
- *   cases that formulation does not cover (NCHW, paddings wider than the filter).
+ *   it is replaced, keeping the original kernel for the cases the replacement does not cover
+ *   (NCHW, paddings wider than the filter).
  * - BatchMatMul reaches XNNPACK only without transposes, yet matMul's gradients are transposed
  *   products (10-60x slower on the fallback loop); the wrapper transposes the operand first.
+ * - ../model/batchNorm.ts's fused batch-norm kernels, which replace 5 element-wise ops and
+ *   2 reductions in each direction by 2-3 sweeps.
  *
- * The kernels are composed from the wasm backend's own kernel functions, called directly with the
- * backend, rather than from tf ops: inside a kernel the engine would still track every op's tensor
- * and the result must come back as a bare TensorInfo, so direct kernel calls with explicit
- * disposal are the simpler contract.
+ * Both convolution gradients and the batch norm run in our own SIMD module
+ * (./kernels/trainingKernels.ts) on copies of their inputs: the conv gradients 1.5-2x faster than
+ * composing XNNPACK calls, which repack and transpose on every call. Where the runtime lacks wasm
+ * SIMD, the conv gradients are compositions of the wasm backend's own kernel functions, called
+ * directly with the backend rather than as tf ops (inside a kernel the engine would still track
+ * every op's tensor and the result must come back as a bare TensorInfo, so direct kernel calls
+ * with explicit disposal are the simpler contract), and batch norm runs as tf ops.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../model/batchNorm';
 
 const WASM = 'wasm';
 /** Channels of an image input (RGBA at most): the first conv's x. */
 const MAX_IMAGE_CHANNELS = 4;
 
 /**
- * Two exact ways of computing dW[kh,kw,ci,co] = sum_{b,oh,ow} xpad[b, oh*s+kh, ow*s+kw, ci] * dy[b,oh,ow,co]:
+ * Three exact ways of computing dW[kh,kw,ci,co] = sum_{b,oh,ow} xpad[b, oh*s+kh, ow*s+kw, ci] * dy[b,oh,ow,co]:
+ * - 'simdKernel': that sum itself, register-tiled in our own SIMD module
+ *   (./kernels/trainingKernels.ts) on copies of x (zero-padded) and dy; 2-4x faster than the
+ *   others on the tiny preset's shapes (bench/convGrad.ts). Needs wasm SIMD.
  * - 'batchContractedConv': a conv2d over x laid out [ci, H, W, b] with dy laid out [oh, ow, b, co]
  *   as the filter (the batch becomes the contracted channel), dilated by the forward stride;
  *   it runs on XNNPACK's convolution.
  * - 'im2colMatMul': the strided patches of x as a [kh*kw*ci, b*oh*ow] matrix times dy as
  *   [b*oh*ow, co]; it runs on XNNPACK's fully-connected operator.
  */
-export type FilterGradFormulation = 'batchContractedConv' | 'im2colMatMul';
+export type FilterGradFormulation = 'simdKernel' | 'batchContractedConv' | 'im2colMatMul';
 
 /**
- * The formulation the registered kernel uses, from bench/convGrad.ts figures. At stride 1 the
- * patch matrix is cheap to build, and when it is small (1x1 filters, RGB input) the matrix
- * product beats the conv, which must first repack all of dy as a filter: 2-4x for 1x1, ~1.5x
- * for the 3-channel stem. Elsewhere the conv wins by 2-30x (strided patch extraction is slow).
+ * The formulation the registered kernel uses, from bench/convGrad.ts figures: our SIMD kernel
+ * wherever this runtime has wasm SIMD. Without it, at stride 1 the patch matrix is cheap to
+ * build, and when it is small (1x1 filters, RGB input) the matrix product beats the conv, which
+ * must first repack all of dy as a filter: 2-4x for 1x1, ~1.5x for the 3-channel stem.
+ * Elsewhere the conv wins by 2-30x (strided patch extraction is slow).
  */
 export function preferredFilterGradFormulation(
   filterShape: readonly [number, number, number, number], strides: [number, number] | number,
+  simdKernelAvailable = loadTrainingKernels() !== null,
 ): FilterGradFormulation {
+  if (simdKernelAvailable) {
+    return 'simdKernel';
+  }
   const [strideHeight, strideWidth] = typeof strides === 'number' ? [strides, strides] : strides;
   const [filterHeight, filterWidth, inChannels] = filterShape;
   const smallPatchMatrix = (filterHeight === 1 && filterWidth === 1) || inChannels <= MAX_IMAGE_CHANNELS;
   return strideHeight === 1 && strideWidth === 1 && smallPatchMatrix ? 'im2colMatMul' : 'batchContractedConv';
+}
+
+/** The compiled SIMD kernels, beside this module in out/ and in the extension's dist/. */
+export const TRAINING_KERNELS_FILE = 'trainingKernels.wasm';
+
+interface TrainingKernels {
+  memory: WebAssembly.Memory;
+  padInput(x: number, batch: number, height: number, width: number, channels: number, rowsUsed: number, colsUsed: number,
+    out: number, paddedHeight: number, paddedWidth: number, paddedChannels: number, top: number, left: number): void;
+  filterGradient(x: number, dy: number, dw: number, batch: number, paddedHeight: number, paddedWidth: number, inChannels: number,
+    outHeight: number, outWidth: number, outChannels: number, filterHeight: number, filterWidth: number,
+    strideHeight: number, strideWidth: number, imagesPerChunk: number): void;
+  transposeFilter(w: number, out: number, taps: number, inChannels: number, outChannels: number, paddedInChannels: number): void;
+  inputGradient(dy: number, filter: number, dx: number, batch: number, dyHeight: number, dyWidth: number, outChannels: number,
+    height: number, width: number, inChannels: number, filterHeight: number, filterWidth: number, strideHeight: number,
+    strideWidth: number, padTop: number, padLeft: number): void;
+  channelSums(x: number, rows: number, channels: number, centre: number, squared: number, sums: number, partial: number): void;
+  normalise(x: number, rows: number, channels: number, mean: number, invStd: number, gamma: number, beta: number,
+    normalised: number, y: number): void;
+  gradientSums(dy: number, normalised: number, rows: number, channels: number, sumDy: number, sumDyNormalised: number,
+    partialDy: number, partialDyNormalised: number): void;
+  normaliseGradient(dy: number, normalised: number, rows: number, channels: number, meanDy: number, meanDyNormalised: number,
+    scale: number, dx: number): void;
+}
+
+/** undefined until first needed; null where this runtime cannot compile wasm SIMD. */
+let trainingKernels: TrainingKernels | null | undefined;
+
+function loadTrainingKernels(): TrainingKernels | null {
+  if (trainingKernels === undefined) {
+    const file = path.join(__dirname, TRAINING_KERNELS_FILE);
+    if (!fs.existsSync(file)) {
+      throw new Error(`the wasm training kernels ${file} are missing: run npm run compile (or npm run build for dist/)`);
+    }
+    let compiled: WebAssembly.Module | null = null;
+    try {
+      compiled = new WebAssembly.Module(fs.readFileSync(file));
+    } catch (error) {
+      // A runtime without wasm SIMD rejects the module; the XNNPACK formulations need none.
+      if (!(error instanceof WebAssembly.CompileError)) {
+        throw error;
+      }
+    }
+    trainingKernels = compiled === null ? null : new WebAssembly.Instance(compiled, {}).exports as unknown as TrainingKernels;
+  }
+  return trainingKernels;
 }
 
 /** Runs wasm kernels on raw TensorInfos and frees every intermediate it made. */
@@ -196,6 +258,90 @@ function im2colMatMul(scope: WasmKernelScope, x: tf.TensorInfo, dy: tf.TensorInf
   return scope.run('Reshape', { x: grad }, { shape: [g.filterHeight, g.filterWidth, g.inChannels, g.outChannels] });
 }
 
+/** x's channels, which the dW kernel reads 4 at a time. */
+const SIMD_FLOATS = 4;
+/** Both kernels' tiles are 8 channels of their result wide: dW's output channels, dx's input channels. */
+const TILE_CHANNELS = 8;
+/** x and dy bytes of one chunk of images the kernel sweeps while they stay in L2. */
+const CHUNK_BYTES = 256 * 1024;
+const WASM_PAGE_BYTES = 65536;
+
+const roundUp = (value: number, multiple: number) => Math.ceil(value / multiple) * multiple;
+
+/** Byte offsets of consecutive 16-byte-aligned regions of the given sizes, and their end. */
+function layOut(sizes: number[]): { offsets: number[]; end: number } {
+  const offsets: number[] = [];
+  let end = 0;
+  for (const bytes of sizes) {
+    offsets.push(end);
+    end += roundUp(bytes, 16);
+  }
+  return { offsets, end };
+}
+
+/** The kernels' memory as floats, grown to at least `bytes` first. */
+function kernelMemory(k: TrainingKernels, bytes: number): Float32Array {
+  const missing = bytes - k.memory.buffer.byteLength;
+  if (missing > 0) {
+    k.memory.grow(Math.ceil(missing / WASM_PAGE_BYTES));
+  }
+  return new Float32Array(k.memory.buffer);
+}
+
+function simdKernel(k: TrainingKernels, backend: tf.KernelBackend, x: tf.TensorInfo, dy: tf.TensorInfo, g: FilterGradGeometry): tf.TensorInfo {
+  const wasm = backend as unknown as WasmHeapAccess;
+  const inChannels = roundUp(g.inChannels, SIMD_FLOATS);
+  const outChannels = roundUp(g.outChannels, TILE_CHANNELS);
+  const padX = inChannels !== g.inChannels || g.padTop + g.padBottomUsed + g.padLeft + g.padRightUsed > 0;
+  const padDy = outChannels !== g.outChannels;
+  // Unpadded, x keeps its own row pitch: the kernel never reads the rows/columns past those used.
+  const paddedHeight = padX ? g.padTop + g.inHeightUsed + g.padBottomUsed : g.inHeight;
+  const paddedWidth = padX ? g.padLeft + g.inWidthUsed + g.padRightUsed : g.inWidth;
+  const pixels = g.batch * g.outHeight * g.outWidth;
+  const { offsets: [xAt, xPaddedAt, dyAt, dyPaddedAt, dwAt], end } = layOut([
+    tf.util.sizeFromShape(x.shape) * 4,
+    padX ? g.batch * paddedHeight * paddedWidth * inChannels * 4 : 0,
+    tf.util.sizeFromShape(dy.shape) * 4,
+    padDy ? pixels * outChannels * 4 : 0,
+    g.filterHeight * g.filterWidth * inChannels * outChannels * 4,
+  ]);
+  const memory = kernelMemory(k, end);
+  memory.set(wasm.typedArrayFromHeap(x) as Float32Array, xAt / 4);
+  memory.set(wasm.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
+  if (padX) {
+    k.padInput(xAt, g.batch, g.inHeight, g.inWidth, g.inChannels, g.inHeightUsed, g.inWidthUsed,
+      xPaddedAt, paddedHeight, paddedWidth, inChannels, g.padTop, g.padLeft);
+  }
+  if (padDy) {
+    k.padInput(dyAt, g.batch, g.outHeight, g.outWidth, g.outChannels, g.outHeight, g.outWidth,
+      dyPaddedAt, g.outHeight, g.outWidth, outChannels, 0, 0);
+  }
+  const imageBytes = (paddedHeight * paddedWidth * inChannels + g.outHeight * g.outWidth * outChannels) * 4;
+  k.filterGradient(padX ? xPaddedAt : xAt, padDy ? dyPaddedAt : dyAt, dwAt, g.batch, paddedHeight, paddedWidth, inChannels,
+    g.outHeight, g.outWidth, outChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
+    Math.max(1, Math.floor(CHUNK_BYTES / imageBytes)));
+
+  const result = wasm.makeOutput([g.filterHeight, g.filterWidth, g.inChannels, g.outChannels], 'float32');
+  const dw = wasm.typedArrayFromHeap(result) as Float32Array;
+  const computed = new Float32Array(k.memory.buffer, dwAt, g.filterHeight * g.filterWidth * inChannels * outChannels);
+  if (inChannels === g.inChannels && outChannels === g.outChannels) {
+    dw.set(computed);
+  } else {
+    // Drop the rounding channels: a row of dW per (kh, kw, ci).
+    for (let row = 0; row < g.filterHeight * g.filterWidth * g.inChannels; row++) {
+      const from = (Math.floor(row / g.inChannels) * inChannels + row % g.inChannels) * outChannels;
+      dw.set(computed.subarray(from, from + g.outChannels), row * g.outChannels);
+    }
+  }
+  return result;
+}
+
+/** The wasm backend's own access to its heap (BackendWasm), which KernelBackend does not declare. */
+interface WasmHeapAccess {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.TypedArray;
+}
+
 /**
  * dW of conv2d(x, W) on the wasm backend for upstream gradient dy; exported so the benchmark can
  * time each formulation. Returns a TensorInfo owned by the caller (the engine, inside a kernel).
@@ -211,6 +357,13 @@ export function conv2dFilterGradientOnWasm(
       // Explicit padding so wide that no output reads x: the weights do not affect the loss.
       return scope.keep(scope.run('Fill', {}, { shape: attrs.filterShape, value: 0, dtype: 'float32' }));
     }
+    if (formulation === 'simdKernel') {
+      const kernels = loadTrainingKernels();
+      if (kernels === null) {
+        throw new Error('the simdKernel dW formulation needs WebAssembly SIMD, which this runtime lacks');
+      }
+      return simdKernel(kernels, backend, x, dy, geometry);
+    }
     const compute = formulation === 'batchContractedConv' ? batchContractedConv : im2colMatMul;
     return scope.keep(compute(scope, x, dy, geometry));
   } finally {
@@ -219,16 +372,30 @@ export function conv2dFilterGradientOnWasm(
 }
 
 /**
+ * Two exact ways of computing dx of conv2d(x, W) (below):
+ * - 'simdKernel': per phase, the stride-1 correlation itself in our own SIMD module
+ *   (./kernels/trainingKernels.ts) on a zero-padded copy of dy; needs wasm SIMD.
+ * - 'xnnpackConv': all phases as one XNNPACK conv with the sub-filters side by side.
+ */
+export type InputGradFormulation = 'simdKernel' | 'xnnpackConv';
+
+/** Our SIMD kernel wherever this runtime has wasm SIMD (bench/convGrad.ts: faster on every tiny-preset shape). */
+export function preferredInputGradFormulation(): InputGradFormulation {
+  return loadTrainingKernels() === null ? 'xnnpackConv' : 'simdKernel';
+}
+
+/**
  * dx of conv2d(x, W) for upstream gradient dy. At stride 1 it is a conv of dy with W rotated by
  * 180° and its channels swapped. At stride s, each of the s×s phases of dx (its positions modulo
- * s) is such a conv with its own sub-filter (the taps of W that reach that phase), so all phases
- * are one stride-1 conv of dy with the sub-filters side by side as output channels, and a
- * transpose interleaves them: for a 3x3 stride-2 conv 2.25x fewer multiply-adds than
- * spreading dy with zeros to dx's size first. Returns undefined for the configurations these
+ * s) is such a conv with its own sub-filter (the taps of W that reach that phase): for a 3x3
+ * stride-2 conv 2.25x fewer multiply-adds than spreading dy with zeros to dx's size first. On
+ * XNNPACK all phases are one stride-1 conv of dy with the sub-filters side by side as output
+ * channels, and a transpose interleaves them. Returns undefined for the configurations these
  * formulations cannot express, which then go to wasm's own kernel.
  */
 export function conv2dInputGradientOnWasm(
   dy: tf.TensorInfo, filter: tf.TensorInfo, attrs: tf.Conv2DBackpropInputAttrs, backend: tf.KernelBackend,
+  formulation: InputGradFormulation = preferredInputGradFormulation(),
 ): tf.TensorInfo | undefined {
   if (attrs.dataFormat !== 'NHWC') {
     return undefined;
@@ -242,6 +409,13 @@ export function conv2dInputGradientOnWasm(
   if (top >= conv.filterHeight || left >= conv.filterWidth || (stride1 && (bottom >= conv.filterHeight || right >= conv.filterWidth))) {
     return undefined;
   }
+  if (formulation === 'simdKernel') {
+    const kernels = loadTrainingKernels();
+    if (kernels === null) {
+      throw new Error('the simdKernel dx formulation needs WebAssembly SIMD, which this runtime lacks');
+    }
+    return simdInputGradient(kernels, backend, dy, filter, conv);
+  }
   const scope = new WasmKernelScope(backend);
   try {
     const dx = stride1 ? stride1InputGradient(scope, dy, filter, conv) : phaseSplitInputGradient(scope, dy, filter, conv);
@@ -252,6 +426,48 @@ export function conv2dInputGradientOnWasm(
   } finally {
     scope.disposeIntermediates();
   }
+}
+
+function simdInputGradient(k: TrainingKernels, backend: tf.KernelBackend, dy: tf.TensorInfo, filter: tf.TensorInfo,
+  conv: tf.backend_util.Conv2DInfo): tf.TensorInfo {
+  const wasm = backend as unknown as WasmHeapAccess;
+  const { batchSize, inHeight, inWidth, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = conv;
+  const { top, left } = conv.padInfo;
+  const inChannels = roundUp(conv.inChannels, TILE_CHANNELS);
+  const tapsHeight = Math.ceil(filterHeight / strideHeight);
+  const tapsWidth = Math.ceil(filterWidth / strideWidth);
+  // Phase rows reach a = floor((H − 1 + top) / s); each reads dy rows a − j for j < taps.
+  const dyHeight = tapsHeight - 1 + Math.max(outHeight, Math.floor((inHeight - 1 + top) / strideHeight) + 1);
+  const dyWidth = tapsWidth - 1 + Math.max(outWidth, Math.floor((inWidth - 1 + left) / strideWidth) + 1);
+  const taps = filterHeight * filterWidth;
+  const { offsets: [dyAt, dyPaddedAt, filterAt, transposedAt, dxAt], end } = layOut([
+    batchSize * outHeight * outWidth * outChannels * 4,
+    batchSize * dyHeight * dyWidth * outChannels * 4,
+    taps * conv.inChannels * outChannels * 4,
+    taps * outChannels * inChannels * 4,
+    batchSize * inHeight * inWidth * inChannels * 4,
+  ]);
+  const memory = kernelMemory(k, end);
+  memory.set(wasm.typedArrayFromHeap(dy) as Float32Array, dyAt / 4);
+  memory.set(wasm.typedArrayFromHeap(filter) as Float32Array, filterAt / 4);
+  k.padInput(dyAt, batchSize, outHeight, outWidth, outChannels, outHeight, outWidth,
+    dyPaddedAt, dyHeight, dyWidth, outChannels, tapsHeight - 1, tapsWidth - 1);
+  k.transposeFilter(filterAt, transposedAt, taps, conv.inChannels, outChannels, inChannels);
+  k.inputGradient(dyPaddedAt, transposedAt, dxAt, batchSize, dyHeight, dyWidth, outChannels,
+    inHeight, inWidth, inChannels, filterHeight, filterWidth, strideHeight, strideWidth, top, left);
+
+  const result = wasm.makeOutput([batchSize, inHeight, inWidth, conv.inChannels], 'float32');
+  const dx = wasm.typedArrayFromHeap(result) as Float32Array;
+  const computed = new Float32Array(k.memory.buffer, dxAt, batchSize * inHeight * inWidth * inChannels);
+  if (inChannels === conv.inChannels) {
+    dx.set(computed);
+  } else {
+    // Drop the rounding channels, pixel by pixel.
+    for (let pixel = 0; pixel < batchSize * inHeight * inWidth; pixel++) {
+      dx.set(computed.subarray(pixel * inChannels, pixel * inChannels + conv.inChannels), pixel * conv.inChannels);
+    }
+  }
+  return result;
 }
 
 function stride1InputGradient(scope: WasmKernelScope, dy: tf.TensorInfo, filter: tf.TensorInfo, conv: tf.backend_util.Conv2DInfo): tf.TensorInfo {
@@ -311,6 +527,94 @@ function phaseSplitInputGradient(scope: WasmKernelScope, dy: tf.TensorInfo, filt
     begin: [0, conv.padInfo.top, conv.padInfo.left, 0],
     size: [batchSize, inHeight, inWidth, inChannels],
   });
+}
+
+/** Copies `info`'s values (from the wasm backend's heap) into the kernels' memory at byte offset `at`. */
+function copyIn(memory: Float32Array, wasm: WasmHeapAccess, info: tf.TensorInfo, at: number): void {
+  memory.set(wasm.typedArrayFromHeap(info) as Float32Array, at / 4);
+}
+
+/** A new output of the wasm backend holding the kernels' floats at byte offset `at`. */
+function copyOut(k: TrainingKernels, wasm: WasmHeapAccess, shape: number[], at: number): tf.TensorInfo {
+  const result = wasm.makeOutput(shape, 'float32');
+  (wasm.typedArrayFromHeap(result) as Float32Array).set(new Float32Array(k.memory.buffer, at, tf.util.sizeFromShape(shape)));
+  return result;
+}
+
+/**
+ * ../model/batchNorm.ts's training-mode forward on the SIMD kernels: x [..., channels] →
+ * [y, normalised, mean, variance, invStd] in 4 sweeps of x (two-pass statistics, then one that
+ * writes both outputs).
+ */
+function batchNormTraining(k: TrainingKernels, backend: tf.KernelBackend, x: tf.TensorInfo, gamma: tf.TensorInfo,
+  beta: tf.TensorInfo, epsilon: number): tf.TensorInfo[] {
+  const wasm = backend as unknown as WasmHeapAccess;
+  const channels = x.shape[x.shape.length - 1];
+  const rows = tf.util.sizeFromShape(x.shape) / channels;
+  const channelBytes = channels * 4;
+  const { offsets: [dataAt, yAt, meanAt, varianceAt, invStdAt, gammaAt, betaAt, partialAt], end } = layOut([
+    rows * channelBytes, rows * channelBytes, ...Array<number>(6).fill(channelBytes),
+  ]);
+  const memory = kernelMemory(k, end);
+  copyIn(memory, wasm, x, dataAt);
+  copyIn(memory, wasm, gamma, gammaAt);
+  copyIn(memory, wasm, beta, betaAt);
+  const perChannel = (at: number) => memory.subarray(at / 4, at / 4 + channels);
+  const [mean, variance, invStd] = [meanAt, varianceAt, invStdAt].map(perChannel);
+  k.channelSums(dataAt, rows, channels, 0, 0, meanAt, partialAt);
+  mean.forEach((sum, c) => { mean[c] = sum / rows; });
+  k.channelSums(dataAt, rows, channels, meanAt, 1, varianceAt, partialAt);
+  variance.forEach((sum, c) => {
+    variance[c] = sum / rows;
+    invStd[c] = 1 / Math.sqrt(variance[c] + epsilon);
+  });
+  // normalised overwrites x's copy, which nothing reads after.
+  k.normalise(dataAt, rows, channels, meanAt, invStdAt, gammaAt, betaAt, dataAt, yAt);
+  return [
+    copyOut(k, wasm, x.shape, yAt), copyOut(k, wasm, x.shape, dataAt),
+    copyOut(k, wasm, [channels], meanAt), copyOut(k, wasm, [channels], varianceAt), copyOut(k, wasm, [channels], invStdAt),
+  ];
+}
+
+/** Its gradient: [dx, dGamma, dBeta] from dy and the saved normalised, invStd and gamma, in 2 sweeps. */
+function batchNormTrainingGrad(k: TrainingKernels, backend: tf.KernelBackend, dy: tf.TensorInfo, normalised: tf.TensorInfo,
+  invStd: tf.TensorInfo, gamma: tf.TensorInfo): tf.TensorInfo[] {
+  const wasm = backend as unknown as WasmHeapAccess;
+  const channels = dy.shape[dy.shape.length - 1];
+  const rows = tf.util.sizeFromShape(dy.shape) / channels;
+  const channelBytes = channels * 4;
+  const { offsets: [dyAt, normalisedAt, sumDyAt, sumDyNormalisedAt, meanDyAt, meanDyNormalisedAt, scaleAt, partialAt, partial2At], end } =
+    layOut([rows * channelBytes, rows * channelBytes, ...Array<number>(7).fill(channelBytes)]);
+  const memory = kernelMemory(k, end);
+  copyIn(memory, wasm, dy, dyAt);
+  copyIn(memory, wasm, normalised, normalisedAt);
+  k.gradientSums(dyAt, normalisedAt, rows, channels, sumDyAt, sumDyNormalisedAt, partialAt, partial2At);
+  const perChannel = (at: number) => memory.subarray(at / 4, at / 4 + channels);
+  const [sumDy, sumDyNormalised, meanDy, meanDyNormalised, scale] =
+    [sumDyAt, sumDyNormalisedAt, meanDyAt, meanDyNormalisedAt, scaleAt].map(perChannel);
+  const gammaValues = wasm.typedArrayFromHeap(gamma) as Float32Array;
+  const invStdValues = wasm.typedArrayFromHeap(invStd) as Float32Array;
+  for (let c = 0; c < channels; c++) {
+    meanDy[c] = sumDy[c] / rows;
+    meanDyNormalised[c] = sumDyNormalised[c] / rows;
+    scale[c] = gammaValues[c] * invStdValues[c];
+  }
+  k.normaliseGradient(dyAt, normalisedAt, rows, channels, meanDyAt, meanDyNormalisedAt, scaleAt, dyAt);
+  return [copyOut(k, wasm, dy.shape, dyAt), copyOut(k, wasm, [channels], sumDyNormalisedAt), copyOut(k, wasm, [channels], sumDyAt)];
+}
+
+function batchNormConfigs(k: TrainingKernels): tf.KernelConfig[] {
+  return [{
+    kernelName: BATCH_NORM_TRAINING,
+    backendName: WASM,
+    kernelFunc: ({ inputs, backend, attrs }) => batchNormTraining(k, backend as tf.KernelBackend,
+      inputs.x as tf.TensorInfo, inputs.gamma as tf.TensorInfo, inputs.beta as tf.TensorInfo, (attrs as { epsilon: number }).epsilon),
+  }, {
+    kernelName: BATCH_NORM_TRAINING_GRAD,
+    backendName: WASM,
+    kernelFunc: ({ inputs, backend }) => batchNormTrainingGrad(k, backend as tf.KernelBackend,
+      inputs.dy as tf.TensorInfo, inputs.normalised as tf.TensorInfo, inputs.invStd as tf.TensorInfo, inputs.gamma as tf.TensorInfo),
+  }];
 }
 
 const conv2DBackpropFilterConfig: tf.KernelConfig = {
@@ -373,8 +677,8 @@ function batchMatMulConfig(wasmOwn: tf.KernelConfig): tf.KernelConfig {
 let registered = false;
 
 /**
- * Registers the wasm gradient kernels (the missing one and the faster replacements); safe to
- * call more than once. Call it before the wasm backend initialises so the fallback kernel's setup runs.
+ * Registers the wasm gradient kernels (the missing one and the faster replacements) and, with
+ * wasm SIMD, the fused batch-norm kernels; safe to call more than once. Call it before the wasm backend initialises so the fallback kernel's setup runs.
  */
 export function registerWasmGradientKernels(): void {
   if (registered) {
@@ -390,5 +694,9 @@ export function registerWasmGradientKernels(): void {
   tf.unregisterKernel(tf.BatchMatMul, WASM);
   tf.registerKernel(batchMatMulConfig(wasmOwnBatchMatMul));
   tf.registerKernel(conv2DBackpropFilterConfig);
+  const kernels = loadTrainingKernels();
+  if (kernels !== null) {
+    batchNormConfigs(kernels).forEach((config) => tf.registerKernel(config));
+  }
   registered = true;
 }
