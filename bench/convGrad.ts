@@ -1,11 +1,12 @@
 /**
- * Micro-benchmark of the wasm convolution gradients (src/training/tfjs/wasmGradients.ts) next to
- * the forward conv2d of the same shape, on the tiny preset's ResNet-18 ×0.25 shapes: every
+ * Micro-benchmark of the wasm convolutions (src/training/tfjs/wasmGradients.ts) on the tiny
+ * preset's ResNet-18 ×0.25 shapes: the forward conv2d on XNNPACK and on our SIMD kernel, every
  * Conv2DBackpropFilter formulation, and Conv2DBackpropInput as wasm ships it and as replaced
  * (on XNNPACK and by our SIMD kernel).
  *
  *   npx tsc -p . && node out/bench/convGrad.js [repeats=7]
  *   node out/bench/convGrad.js --step [pairs=7]
+ *   node out/bench/convGrad.js --step-new [pairs=7] [forward|sharing|both]
  *
  * Prints the median and the minimum ms of `repeats` timed calls after two warm-up calls (the
  * minimum is the steadier figure on a shared machine). The wasm backend runs synchronously, so
@@ -15,6 +16,10 @@
  * views, forward + backward + SGD) with our SIMD kernels (conv gradients and batch norm) and
  * without them (the XNNPACK compositions, batch norm as tf ops), alternated pair by pair in one
  * process so that other load on the machine hits both alike; it prints each pair's ratio.
+ *
+ * --step-new times whole steps the same way with and without the later replacements, every other
+ * SIMD kernel on in both: our forward conv (Conv2D and FusedConv2D on the shapes
+ * preferredForwardConvFormulation picks), the buffer-sharing Identity and Cast, or both (default).
  */
 import * as tf from '@tensorflow/tfjs';
 // Loaded here, ahead of selectBackend, so that wasm's own Conv2DBackpropInput can be captured.
@@ -27,8 +32,8 @@ import { BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD } from '../src/training/m
 import { SgdMomentum } from '../src/training/optimizer';
 import { parameterGroups, parametersOf, trainStep } from '../src/training/step';
 import {
-  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, InputGradFormulation,
-  preferredFilterGradFormulation, preferredInputGradFormulation,
+  conv2dFilterGradientOnWasm, conv2dForwardOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, InputGradFormulation,
+  preferredFilterGradFormulation, preferredForwardConvFormulation, preferredInputGradFormulation,
 } from '../src/training/tfjs/wasmGradients';
 
 interface ConvShape {
@@ -65,13 +70,17 @@ async function timeMs(repeats: number, run: () => void): Promise<Spread> {
 }
 
 interface ShapeTimings {
+  /** The registered conv2d, whichever of the two below it picks. */
   forward: Spread;
+  forwardWasmOwn: Spread;
+  forwardSimd: Spread | undefined;
   filterGrad: Record<FilterGradFormulation, Spread>;
   inputGradWasmOwn: Spread;
   inputGrad: Record<InputGradFormulation, Spread>;
 }
 
-async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradient: tf.KernelConfig): Promise<ShapeTimings> {
+async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradient: tf.KernelConfig,
+  wasmOwnForward: tf.KernelConfig): Promise<ShapeTimings> {
   const backend = tf.backend();
   const x = tf.randomNormal(shape.input) as tf.Tensor4D;
   const filter = tf.randomNormal(shape.filter) as tf.Tensor4D;
@@ -89,6 +98,13 @@ async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradien
     fresh.dispose();
   };
   const forward = await timeMs(repeats, withFreshFilter((fresh) => tf.conv2d(x, fresh, shape.stride, 'same').dispose()));
+  const forwardAttrs = { strides: shape.stride, pad: 'same' as const, dataFormat: 'NHWC' as const, dilations: 1, activation: 'linear' };
+  const forwardWasmOwn = await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(wasmOwnForward.kernelFunc({
+    inputs: { x, filter: fresh }, backend, attrs: forwardAttrs as unknown as tf.NamedAttrMap,
+  }))));
+  // Our kernel needs whole tiles of 8 output channels.
+  const forwardSimd = shape.filter[3] % 8 !== 0 ? undefined : await timeMs(repeats, withFreshFilter((fresh) => disposeInfo(
+    conv2dForwardOnWasm(x, fresh, undefined, forwardAttrs, backend) ?? [])));
   const filterGrad = {} as Record<FilterGradFormulation, Spread>;
   for (const formulation of FORMULATIONS) {
     filterGrad[formulation] = await timeMs(repeats, () => disposeInfo(conv2dFilterGradientOnWasm(x, dy, filterAttrs, backend, formulation)));
@@ -102,7 +118,7 @@ async function benchShape(shape: ConvShape, repeats: number, wasmOwnInputGradien
       conv2dInputGradientOnWasm(dy, fresh, inputAttrs, backend, formulation) ?? [])));
   }
   tf.dispose([x, filter, dy]);
-  return { forward, filterGrad, inputGradWasmOwn, inputGrad };
+  return { forward, forwardWasmOwn, forwardSimd, filterGrad, inputGradWasmOwn, inputGrad };
 }
 
 const show = (t: Spread) => `${t.median.toFixed(1)} (${t.min.toFixed(1)})`;
@@ -129,7 +145,8 @@ function useSimdKernels(simd: boolean, wasmOwnInputGradient: tf.KernelConfig, ba
   replace({
     kernelName: tf.Conv2DBackpropInput, backendName: 'wasm',
     kernelFunc: (args) => conv2dInputGradientOnWasm(args.inputs.dy as tf.TensorInfo, args.inputs.filter as tf.TensorInfo,
-      args.attrs as unknown as tf.Conv2DBackpropInputAttrs, args.backend as tf.KernelBackend, simd ? 'simdKernel' : 'xnnpackConv')
+      args.attrs as unknown as tf.Conv2DBackpropInputAttrs, args.backend as tf.KernelBackend,
+      simd ? preferredInputGradFormulation((args.inputs.filter as tf.TensorInfo).shape[2]) : 'xnnpackConv')
       ?? wasmOwnInputGradient.kernelFunc(args),
   });
   for (const config of batchNorm) {
@@ -180,15 +197,85 @@ async function benchStep(pairs: number, wasmOwnInputGradient: tf.KernelConfig): 
   model.dispose();
 }
 
+/** The kernels --step-new swaps, by the argument that names them. */
+const NEW_KERNELS: Record<string, string[]> = {
+  forward: [tf.Conv2D, tf.FusedConv2D],
+  sharing: [tf.Identity, tf.Cast],
+  both: [tf.Conv2D, tf.FusedConv2D, tf.Identity, tf.Cast],
+};
+
+/** Alternated whole steps with the registered `names` kernels and with wasm's own (`wasmOwn`). */
+async function benchNewKernels(pairs: number, names: string[], wasmOwn: tf.KernelConfig[]): Promise<void> {
+  const ours = names.map((name) => tf.getKernel(name, 'wasm') as tf.KernelConfig);
+  const use = (configs: tf.KernelConfig[]) => configs.forEach((config) => {
+    tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
+  });
+  const model = buildSimSiam(resolveConfig('tiny'));
+  const parameters = parametersOf(model);
+  const optimizer = new SgdMomentum(0.9, 5e-4);
+  const groups = parameterGroups(parameters, { encoder: 0.01, predictor: 0.01 });
+  const views = [1, 2].map((seed) => tf.randomNormal([SHARD_IMAGES, 32, 32, 3], 0, 1, 'float32', seed) as tf.Tensor4D);
+  // CPU time as well as wall time: the wasm backend computes on this thread alone, so its CPU time
+  // leaves out the time other processes on a shared machine take the core away.
+  const step = (withNew: boolean) => {
+    use(withNew ? ours : wasmOwn);
+    const started = performance.now();
+    const cpuStarted = process.cpuUsage();
+    trainStep(model, views[0], views[1], parameters.variables, optimizer, groups);
+    const cpu = process.cpuUsage(cpuStarted);
+    return { wall: performance.now() - started, cpu: (cpu.user + cpu.system) / 1000 };
+  };
+  for (const withNew of [false, true, false, true]) {
+    step(withNew);
+  }
+  const before: { wall: number; cpu: number }[] = [];
+  const after: { wall: number; cpu: number }[] = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    if (pair % 2 === 0) {
+      before.push(step(false));
+      after.push(step(true));
+    } else {
+      after.push(step(true));
+      before.push(step(false));
+    }
+  }
+  use(ours);
+  console.log(`tiny preset, ${SHARD_IMAGES}-image shard, both views, forward + backward + SGD; ms per step, median (min) of ${pairs}:`);
+  for (const measure of ['wall', 'cpu'] as const) {
+    const ratios = before.map((times, i) => times[measure] / after[i][measure]).sort((a, b) => a - b);
+    console.log(`${measure}: wasm's own ${names.join('/')} ${show(spreadOf(before.map((t) => t[measure])))}, ` +
+      `ours ${show(spreadOf(after.map((t) => t[measure])))}; speed-up per alternated pair (sorted): ${ratios.map((r) => r.toFixed(2)).join(' ')}`);
+  }
+  tf.dispose(views);
+  optimizer.dispose();
+  model.dispose();
+}
+
 async function main(): Promise<void> {
   const stepMode = process.argv[2] === '--step';
-  const repeats = Number(process.argv[stepMode ? 3 : 2] ?? 7);
-  // Taken before selectBackend replaces it, to time the replacement against it.
+  const newMode = process.argv[2] === '--step-new';
+  const repeats = Number(process.argv[stepMode || newMode ? 3 : 2] ?? 7);
+  const newKernels = NEW_KERNELS[process.argv[4] ?? 'both'];
+  if (newMode && newKernels === undefined) {
+    throw new Error(`--step-new compares ${Object.keys(NEW_KERNELS).join(', ')}; got '${process.argv[4]}'`);
+  }
+  const wasmOwnNew = (newKernels ?? []).map((name) => tf.getKernel(name, 'wasm'));
+  // Taken before selectBackend replaces them, to time the replacements against them.
   const wasmOwnInputGradient = tf.getKernel(tf.Conv2DBackpropInput, 'wasm');
-  if (wasmOwnInputGradient === undefined) {
-    throw new Error('tfjs-backend-wasm registered no Conv2DBackpropInput');
+  const wasmOwnForward = tf.getKernel(tf.FusedConv2D, 'wasm');
+  if (wasmOwnInputGradient === undefined || wasmOwnForward === undefined) {
+    throw new Error('tfjs-backend-wasm registered no Conv2DBackpropInput or FusedConv2D');
+  }
+  if (wasmOwnNew.some((config) => config === undefined)) {
+    throw new Error(`tfjs-backend-wasm registered none of ${newKernels.join(', ')}`);
   }
   const backend = await selectBackend('wasm');
+  if (newMode) {
+    console.log(`${backend.detail}, tfjs ${tf.version_core}`);
+    await benchNewKernels(repeats, newKernels, wasmOwnNew as tf.KernelConfig[]);
+    return;
+  }
   if (stepMode) {
     console.log(`${backend.detail}, tfjs ${tf.version_core}`);
     await benchStep(repeats, wasmOwnInputGradient);
@@ -196,29 +283,31 @@ async function main(): Promise<void> {
   }
   console.log(`${backend.detail}, tfjs ${tf.version_core}; ms per call, median (min) of ${repeats} after ${WARM_UP} warm-up calls`);
   // Lets V8 tier the wasm code up before anything is timed.
-  await benchShape(SHAPES[1], 1, wasmOwnInputGradient);
+  await benchShape(SHAPES[1], 1, wasmOwnInputGradient, wasmOwnForward);
 
-  console.log(['shape', 'input', 'filter', 'stride', 'forward', ...FORMULATIONS.map((f) => `dW ${f}`),
-    'dW chosen', 'dx wasm own', ...INPUT_FORMULATIONS.map((f) => `dx ${f}`)].join('\t'));
-  const chosenInput = preferredInputGradFormulation();
-  const perStep = { forward: 0, filterGrad: 0, inputGradWasmOwn: 0, inputGrad: 0 };
-  for (const [index, shape] of SHAPES.entries()) {
-    const timings = await benchShape(shape, repeats, wasmOwnInputGradient);
+  console.log(['shape', 'input', 'filter', 'stride', 'forward xnnpack', 'forward simdKernel', 'forward chosen',
+    ...FORMULATIONS.map((f) => `dW ${f}`), 'dW chosen', 'dx wasm own', ...INPUT_FORMULATIONS.map((f) => `dx ${f}`), 'dx chosen'].join('\t'));
+  const perStep = { forward: 0, forwardWasmOwn: 0, filterGrad: 0, inputGradWasmOwn: 0, inputGrad: 0 };
+  for (const shape of SHAPES) {
+    const timings = await benchShape(shape, repeats, wasmOwnInputGradient, wasmOwnForward);
     const chosen = preferredFilterGradFormulation(shape.filter, shape.stride);
-    console.log([shape.label, `[${shape.input}]`, `[${shape.filter}]`, shape.stride, show(timings.forward),
+    const chosenInput = preferredInputGradFormulation(shape.filter[2]);
+    console.log([shape.label, `[${shape.input}]`, `[${shape.filter}]`, shape.stride, show(timings.forwardWasmOwn),
+      timings.forwardSimd === undefined ? '-' : show(timings.forwardSimd), preferredForwardConvFormulation(shape.filter),
       ...FORMULATIONS.map((f) => show(timings.filterGrad[f])), chosen,
-      show(timings.inputGradWasmOwn), ...INPUT_FORMULATIONS.map((f) => show(timings.inputGrad[f]))].join('\t'));
+      show(timings.inputGradWasmOwn), ...INPUT_FORMULATIONS.map((f) => show(timings.inputGrad[f])), chosenInput].join('\t'));
     perStep.forward += timings.forward.median * shape.perForward;
+    perStep.forwardWasmOwn += timings.forwardWasmOwn.median * shape.perForward;
     perStep.filterGrad += timings.filterGrad[chosen].median * shape.perForward;
-    // Nothing needs the gradient of the input images, so the stem conv computes no dx.
-    const needsInputGrad = index === 0 ? 0 : shape.perForward;
-    perStep.inputGradWasmOwn += timings.inputGradWasmOwn.median * needsInputGrad;
-    perStep.inputGrad += timings.inputGrad[chosenInput].median * needsInputGrad;
+    // tfjs's fused conv2d computes dx even for the stem, whose input (the images) needs none.
+    perStep.inputGradWasmOwn += timings.inputGradWasmOwn.median * shape.perForward;
+    perStep.inputGrad += timings.inputGrad[chosenInput].median * shape.perForward;
   }
   // SimSiam runs the backbone on two views per step.
   const ms = (value: number) => `${(2 * value).toFixed(0)} ms`;
-  console.log(`backbone convs per training step (2 views, medians): forward ${ms(perStep.forward)}, ` +
-    `dW ${ms(perStep.filterGrad)}, dx ${ms(perStep.inputGrad)} (dx ${chosenInput}; wasm's own dx kernel: ${ms(perStep.inputGradWasmOwn)})`);
+  console.log(`backbone convs per training step (2 views, medians, chosen kernels): forward ${ms(perStep.forward)} ` +
+    `(XNNPACK alone: ${ms(perStep.forwardWasmOwn)}), dW ${ms(perStep.filterGrad)}, dx ${ms(perStep.inputGrad)} ` +
+    `(wasm's own dx kernel: ${ms(perStep.inputGradWasmOwn)})`);
 }
 
 main().catch((error) => {

@@ -2,8 +2,8 @@ import * as assert from 'assert';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  conv2dFilterGradientOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, InputGradFormulation,
-  preferredFilterGradFormulation, preferredInputGradFormulation, registerWasmGradientKernels,
+  conv2dFilterGradientOnWasm, conv2dForwardOnWasm, conv2dInputGradientOnWasm, FilterGradFormulation, InputGradFormulation,
+  preferredFilterGradFormulation, preferredForwardConvFormulation, preferredInputGradFormulation, registerWasmGradientKernels,
 } from '../../src/training/tfjs/wasmGradients';
 import { BATCH_NORM_TRAINING, batchNormTraining } from '../../src/training/model/batchNorm';
 
@@ -35,6 +35,9 @@ const CASES: ConvCase[] = [
   { name: 'strides [2, 3], 3x3 valid', input: [2, 9, 11, 3], filter: [3, 3, 3, 4], strides: [2, 3], pad: 'valid' },
   { name: 'non-square 1x3 filter at strides [2, 1]', input: [2, 8, 7, 3], filter: [1, 3, 3, 5], strides: [2, 1], pad: 'same' },
   { name: '2x2 stride 2 (filter no wider than the stride)', input: [2, 8, 8, 3], filter: [2, 2, 3, 4], strides: 2, pad: 'valid' },
+  // Registered conv2d runs these on our SIMD forward kernel (16+ input channels, 3x3, whole tiles of 8 outputs).
+  { name: '3x3 stride 1 same, 16 -> 8 on an odd 7x5 input', input: [2, 7, 5, 16], filter: [3, 3, 16, 8], strides: 1, pad: 'same' },
+  { name: '3x3 stride 2 same, 17 -> 16 on an odd 9x9 input', input: [2, 9, 9, 17], filter: [3, 3, 17, 16], strides: 2, pad: 'same' },
 ];
 
 /** The tiny preset's backbone convs (ResNet-18 ×0.25, CIFAR stem, 32 px), as bench/convGrad.ts lists them. */
@@ -222,6 +225,9 @@ describe('wasm convolution gradient kernels', function () {
   it('choose the SIMD kernels where wasm SIMD compiles (it does in Node)', () => {
     assert.strictEqual(preferredFilterGradFormulation([3, 3, 16, 16], 1), 'simdKernel');
     assert.strictEqual(preferredInputGradFormulation(), 'simdKernel');
+    assert.strictEqual(preferredInputGradFormulation(16), 'simdKernel');
+    // dx into an RGB image's channels (the stem's, which nothing needs) stays on XNNPACK.
+    assert.strictEqual(preferredInputGradFormulation(3), 'xnnpackConv');
   });
 
   it('without wasm SIMD, choose the matrix-product formulation only for stride-1 1x1 or RGB-input filters', () => {
@@ -315,6 +321,136 @@ describe('wasm convolution gradient kernels', function () {
       assert.ok(relativeError(onWasm.weights[name], onCpu.weights[name]) < 1e-3, `weights of ${name} differ after training`);
       assert.ok(relativeError(onWasm.weights[name], initial[name]) > 1e-4, `${name} did not change`);
     }
+  });
+
+  describe('SIMD forward conv', () => {
+    type Activation = 'linear' | 'relu';
+
+    /** conv2d(x, W) + bias, then the activation, on the given backend (tf.fused.conv2d). */
+    async function forwardOn(backend: string, c: ConvCase, data: CaseData, bias: Float32Array | undefined,
+      activation: Activation): Promise<Float32Array> {
+      await tf.setBackend(backend);
+      return tf.tidy(() => tf.fused.conv2d({
+        x: tf.tensor4d(data.x, c.input), filter: tf.tensor4d(data.filter, c.filter), strides: c.strides, pad: c.pad,
+        bias: bias === undefined ? undefined : tf.tensor1d(bias), activation,
+      }).dataSync() as Float32Array);
+    }
+
+    /** The same on wasm through conv2dForwardOnWasm itself, whatever the registered kernel would choose. */
+    async function forwardOnSimdKernel(c: ConvCase, data: CaseData, bias: Float32Array | undefined,
+      activation: Activation): Promise<Float32Array> {
+      await tf.setBackend('wasm');
+      const [x, filter] = [tf.tensor4d(data.x, c.input), tf.tensor4d(data.filter, c.filter)];
+      const biasTensor = bias === undefined ? undefined : tf.tensor1d(bias);
+      const out = conv2dForwardOnWasm(x, filter, biasTensor, {
+        strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dilations: 1, activation,
+      }, tf.backend());
+      tf.dispose([x, filter, ...(biasTensor === undefined ? [] : [biasTensor])]);
+      assert.ok(out !== undefined, `${c.name}: the SIMD forward kernel declined it`);
+      return readInfo(out);
+    }
+
+    /** CASES with whole tiles of 8 output channels, the kernel's requirement. */
+    const forwardCases: ConvCase[] = CASES.map((c) => ({
+      ...c, filter: [c.filter[0], c.filter[1], c.filter[2], c.filter[3] <= 8 ? 8 : 16] as Shape4,
+    }));
+
+    for (const [index, c] of forwardCases.entries()) {
+      it(`match the cpu backend, plain and with bias + relu: ${c.name}`, async () => {
+        const data = await caseData(c, 300 + 100 * index);
+        const bias = Float32Array.from({ length: c.filter[3] }, (_, i) => (i % 5) * 0.3 - 0.6);
+        for (const [withBias, activation] of [[undefined, 'linear'], [bias, 'relu'], [bias, 'linear']] as const) {
+          const expected = await forwardOn('cpu', c, data, withBias, activation);
+          const actual = await forwardOnSimdKernel(c, data, withBias, activation);
+          const error = relativeError(actual, expected);
+          assert.ok(error < TOLERANCE, `${activation}${withBias ? ' + bias' : ''}: relative error ${error}`);
+        }
+      });
+    }
+
+    for (const c of TINY_PRESET_CONVS) {
+      for (const batch of [c.input[0], 1]) {
+        it(`compute the tiny preset's ${c.name} forward as the cpu backend does, batch ${batch}`, async () => {
+          const conv: ConvCase = { name: c.name, input: [batch, c.input[1], c.input[2], c.input[3]], filter: c.filter, strides: c.strides, pad: 'same' };
+          const data = await caseData(conv, 77);
+          const error = relativeError(await forwardOnSimdKernel(conv, data, undefined, 'linear'), await forwardOn('cpu', conv, data, undefined, 'linear'));
+          assert.ok(error < TOLERANCE, `relative error ${error}`);
+        });
+      }
+    }
+
+    it('run registered conv2d and fused conv2d on the shapes it is chosen for, as on cpu', async () => {
+      const c: ConvCase = { name: 'stage1', input: [3, 10, 9, 16], filter: [3, 3, 16, 16], strides: 1, pad: 'same' };
+      assert.strictEqual(preferredForwardConvFormulation(c.filter), 'simdKernel');
+      const data = await caseData(c, 11);
+      const bias = Float32Array.from({ length: 16 }, (_, i) => i * 0.1 - 0.8);
+      for (const [withBias, activation] of [[undefined, 'linear'], [bias, 'relu']] as const) {
+        const error = relativeError(await forwardOn('wasm', c, data, withBias, activation), await forwardOn('cpu', c, data, withBias, activation));
+        assert.ok(error < TOLERANCE, `${activation}: relative error ${error}`);
+      }
+    });
+
+    it('choose itself for 3x3-or-wider filters over 16+ input channels with whole output tiles, XNNPACK elsewhere', () => {
+      assert.strictEqual(preferredForwardConvFormulation([3, 3, 16, 16]), 'simdKernel');
+      assert.strictEqual(preferredForwardConvFormulation([3, 3, 128, 128]), 'simdKernel');
+      assert.strictEqual(preferredForwardConvFormulation([3, 3, 3, 16]), 'xnnpack');      // the RGB stem
+      assert.strictEqual(preferredForwardConvFormulation([1, 1, 32, 64]), 'xnnpack');     // a shortcut
+      assert.strictEqual(preferredForwardConvFormulation([3, 3, 16, 12]), 'xnnpack');     // not whole tiles
+      assert.strictEqual(preferredForwardConvFormulation([3, 3, 16, 16], false), 'xnnpack');   // no wasm SIMD
+    });
+
+    it('decline what it does not compute, for wasm\'s own kernel to run', async () => {
+      await tf.setBackend('wasm');
+      const x = tf.zeros([1, 6, 6, 16]);
+      const filter = tf.zeros([3, 3, 16, 8]);
+      const attrs = { strides: 1, pad: 'same' as const, dataFormat: 'NHWC' as const, dilations: 1, activation: 'linear' };
+      const computed = conv2dForwardOnWasm(x, filter, undefined, attrs, tf.backend());
+      assert.ok(computed !== undefined);
+      tf.backend().disposeData(computed.dataId);
+      assert.strictEqual(conv2dForwardOnWasm(x, filter, undefined, { ...attrs, dataFormat: 'NCHW' }, tf.backend()), undefined);
+      assert.strictEqual(conv2dForwardOnWasm(x, filter, undefined, { ...attrs, dilations: 2 }, tf.backend()), undefined);
+      assert.strictEqual(conv2dForwardOnWasm(x, filter, undefined, { ...attrs, activation: 'elu' }, tf.backend()), undefined);
+      const sevenOutputs = tf.zeros([3, 3, 16, 7]);
+      assert.strictEqual(conv2dForwardOnWasm(x, sevenOutputs, undefined, attrs, tf.backend()), undefined);
+      tf.dispose([x, filter, sevenOutputs]);
+    });
+
+    it('leave no tensors or wasm buffers behind', async () => {
+      const c: ConvCase = { name: 'stage1', input: [2, 8, 8, 16], filter: [3, 3, 16, 16], strides: 1, pad: 'same' };
+      const data = await caseData(c, 5);
+      await forwardOn('wasm', c, data, undefined, 'relu');
+      const tensorsBefore = tf.memory().numTensors;
+      const buffersBefore = tf.backend().numDataIds();
+      await forwardOn('wasm', c, data, undefined, 'relu');
+      await convGradients('wasm', c, data);
+      assert.strictEqual(tf.memory().numTensors, tensorsBefore);
+      assert.strictEqual(tf.backend().numDataIds(), buffersBefore);
+    });
+  });
+
+  describe('Identity and same-dtype Cast', () => {
+    it('share the input\'s buffer, which outlives the input, and free it with the last tensor', async () => {
+      await tf.setBackend('wasm');
+      const buffersBefore = tf.backend().numDataIds();
+      const x = tf.tensor1d([1, -2, 3.5]);
+      const copies = [tf.clone(x), tf.cast(x, 'float32')];
+      assert.strictEqual(tf.backend().numDataIds(), buffersBefore + 1);
+      x.dispose();
+      for (const copy of copies) {
+        assert.deepStrictEqual(Array.from(copy.dataSync()), [1, -2, 3.5]);
+      }
+      tf.dispose(copies);
+      assert.strictEqual(tf.backend().numDataIds(), buffersBefore);
+    });
+
+    it('still convert where the dtype changes', async () => {
+      await tf.setBackend('wasm');
+      const x = tf.tensor1d([1.75, -2.5, 3], 'float32');
+      const asInt = tf.cast(x, 'int32');
+      assert.deepStrictEqual(Array.from(asInt.dataSync()), [1, -2, 3]);
+      assert.strictEqual(asInt.dtype, 'int32');
+      tf.dispose([x, asInt]);
+    });
   });
 
   describe('fused batch norm kernels', () => {

@@ -10,8 +10,12 @@
  *   products (10-60x slower on the fallback loop); the wrapper transposes the operand first.
  * - ../model/batchNorm.ts's fused batch-norm kernels, which replace 5 element-wise ops and
  *   2 reductions in each direction by 2-3 sweeps.
+ * - Conv2D and FusedConv2D (linear or relu, optional bias) on the shapes where our kernel beats
+ *   XNNPACK, which repacks the filter on every call as training changes it every step.
+ * - Identity and same-dtype Cast share their input's buffer instead of copying it (every tensor
+ *   a custom gradient saves is cloned).
  *
- * Both convolution gradients and the batch norm run in our own SIMD module
+ * The convolutions and the batch norm run in our own SIMD module
  * (./kernels/trainingKernels.ts) on copies of their inputs: the conv gradients 1.5-2x faster than
  * composing XNNPACK calls, which repack and transpose on every call. Where the runtime lacks wasm
  * SIMD, the conv gradients are compositions of the wasm backend's own kernel functions, called
@@ -31,7 +35,8 @@ const MAX_IMAGE_CHANNELS = 4;
 /**
  * Three exact ways of computing dW[kh,kw,ci,co] = sum_{b,oh,ow} xpad[b, oh*s+kh, ow*s+kw, ci] * dy[b,oh,ow,co]:
  * - 'simdKernel': that sum itself, register-tiled in our own SIMD module
- *   (./kernels/trainingKernels.ts) on copies of x (zero-padded) and dy; 2-4x faster than the
+ *   (./kernels/trainingKernels.ts) on copies of x (zero-padded, in channel blocks; a strided
+ *   filter's patches gathered) and dy (in channel blocks); 2-4x faster than the
  *   others on the tiny preset's shapes (bench/convGrad.ts). Needs wasm SIMD.
  * - 'batchContractedConv': a conv2d over x laid out [ci, H, W, b] with dy laid out [oh, ow, b, co]
  *   as the filter (the batch becomes the contracted channel), dilated by the forward stride;
@@ -71,10 +76,16 @@ interface TrainingKernels {
   filterGradient(x: number, dy: number, dw: number, batch: number, paddedHeight: number, paddedWidth: number, inChannels: number,
     outHeight: number, outWidth: number, outChannels: number, filterHeight: number, filterWidth: number,
     strideHeight: number, strideWidth: number, imagesPerChunk: number): void;
+  gatherPatches(x: number, batch: number, paddedHeight: number, paddedWidth: number, channels: number, outHeight: number,
+    outWidth: number, filterHeight: number, filterWidth: number, strideHeight: number, strideWidth: number, dst: number): void;
+  blockChannels(src: number, pixels: number, channels: number, block: number, dst: number): void;
   transposeFilter(w: number, out: number, taps: number, inChannels: number, outChannels: number, paddedInChannels: number): void;
   inputGradient(dy: number, filter: number, dx: number, batch: number, dyHeight: number, dyWidth: number, outChannels: number,
     height: number, width: number, inChannels: number, filterHeight: number, filterWidth: number, strideHeight: number,
     strideWidth: number, padTop: number, padLeft: number): void;
+  forwardConv(x: number, filter: number, bias: number, out: number, batch: number, paddedHeight: number, paddedWidth: number,
+    inChannels: number, outHeight: number, outWidth: number, outChannels: number, filterHeight: number, filterWidth: number,
+    strideHeight: number, strideWidth: number, relu: number): void;
   channelSums(x: number, rows: number, channels: number, centre: number, squared: number, sums: number, partial: number): void;
   normalise(x: number, rows: number, channels: number, mean: number, invStd: number, gamma: number, beta: number,
     normalised: number, y: number): void;
@@ -262,8 +273,10 @@ function im2colMatMul(scope: WasmKernelScope, x: tf.TensorInfo, dy: tf.TensorInf
 const SIMD_FLOATS = 4;
 /** Both kernels' tiles are 8 channels of their result wide: dW's output channels, dx's input channels. */
 const TILE_CHANNELS = 8;
-/** x and dy bytes of one chunk of images the kernel sweeps while they stay in L2. */
+/** x and dy bytes (one channel block of each) of one chunk of images the dW kernel sweeps while they stay in L2. */
 const CHUNK_BYTES = 256 * 1024;
+/** The most bytes of gathered patches (taps × x) the dW kernel makes rather than striding through x. */
+const MAX_GATHERED_BYTES = 32 * 1024 * 1024;
 const WASM_PAGE_BYTES = 65536;
 
 const roundUp = (value: number, multiple: number) => Math.ceil(value / multiple) * multiple;
@@ -298,12 +311,20 @@ function simdKernel(k: TrainingKernels, backend: tf.KernelBackend, x: tf.TensorI
   const paddedHeight = padX ? g.padTop + g.inHeightUsed + g.padBottomUsed : g.inHeight;
   const paddedWidth = padX ? g.padLeft + g.inWidthUsed + g.padRightUsed : g.inWidth;
   const pixels = g.batch * g.outHeight * g.outWidth;
-  const { offsets: [xAt, xPaddedAt, dyAt, dyPaddedAt, dwAt], end } = layOut([
+  const xPixels = g.batch * paddedHeight * paddedWidth;
+  const taps = g.filterHeight * g.filterWidth;
+  // Strided filters read x at a stride the tile's loads cannot use whole: their patches, gathered
+  // once, make dW the 1x1 gradient of taps × ci channels over one long row (1.1-1.2x, bench/convGrad.ts).
+  // At stride 1 gathering costs more than it saves.
+  const gather = taps > 1 && (g.strideHeight > 1 || g.strideWidth > 1) && taps * pixels * inChannels * 4 <= MAX_GATHERED_BYTES;
+  const { offsets: [xAt, xPaddedAt, xBlockedAt, dyAt, dyPaddedAt, dyBlockedAt, dwAt], end } = layOut([
     tf.util.sizeFromShape(x.shape) * 4,
-    padX ? g.batch * paddedHeight * paddedWidth * inChannels * 4 : 0,
+    padX ? xPixels * inChannels * 4 : 0,
+    (gather ? taps * pixels : xPixels) * inChannels * 4,
     tf.util.sizeFromShape(dy.shape) * 4,
     padDy ? pixels * outChannels * 4 : 0,
-    g.filterHeight * g.filterWidth * inChannels * outChannels * 4,
+    pixels * outChannels * 4,
+    taps * inChannels * outChannels * 4,
   ]);
   const memory = kernelMemory(k, end);
   memory.set(wasm.typedArrayFromHeap(x) as Float32Array, xAt / 4);
@@ -316,10 +337,19 @@ function simdKernel(k: TrainingKernels, backend: tf.KernelBackend, x: tf.TensorI
     k.padInput(dyAt, g.batch, g.outHeight, g.outWidth, g.outChannels, g.outHeight, g.outWidth,
       dyPaddedAt, g.outHeight, g.outWidth, outChannels, 0, 0);
   }
-  const imageBytes = (paddedHeight * paddedWidth * inChannels + g.outHeight * g.outWidth * outChannels) * 4;
-  k.filterGradient(padX ? xPaddedAt : xAt, padDy ? dyPaddedAt : dyAt, dwAt, g.batch, paddedHeight, paddedWidth, inChannels,
-    g.outHeight, g.outWidth, outChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
-    Math.max(1, Math.floor(CHUNK_BYTES / imageBytes)));
+  // Channel blocks with their pixels contiguous: each tile then reads whole cache lines of x and dy.
+  k.blockChannels(padDy ? dyPaddedAt : dyAt, pixels, outChannels, TILE_CHANNELS, dyBlockedAt);
+  if (gather) {
+    k.gatherPatches(padX ? xPaddedAt : xAt, g.batch, paddedHeight, paddedWidth, inChannels, g.outHeight, g.outWidth,
+      g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth, xBlockedAt);
+    k.filterGradient(xBlockedAt, dyBlockedAt, dwAt, 1, 1, pixels, taps * inChannels, 1, pixels, outChannels, 1, 1, 1, 1, 1);
+  } else {
+    k.blockChannels(padX ? xPaddedAt : xAt, xPixels, inChannels, SIMD_FLOATS, xBlockedAt);
+    const imageBytes = (paddedHeight * paddedWidth * SIMD_FLOATS + g.outHeight * g.outWidth * TILE_CHANNELS) * 4;
+    k.filterGradient(xBlockedAt, dyBlockedAt, dwAt, g.batch, paddedHeight, paddedWidth, inChannels,
+      g.outHeight, g.outWidth, outChannels, g.filterHeight, g.filterWidth, g.strideHeight, g.strideWidth,
+      Math.max(1, Math.floor(CHUNK_BYTES / imageBytes)));
+  }
 
   const result = wasm.makeOutput([g.filterHeight, g.filterWidth, g.inChannels, g.outChannels], 'float32');
   const dw = wasm.typedArrayFromHeap(result) as Float32Array;
@@ -379,9 +409,17 @@ export function conv2dFilterGradientOnWasm(
  */
 export type InputGradFormulation = 'simdKernel' | 'xnnpackConv';
 
-/** Our SIMD kernel wherever this runtime has wasm SIMD (bench/convGrad.ts: faster on every tiny-preset shape). */
-export function preferredInputGradFormulation(): InputGradFormulation {
-  return loadTrainingKernels() === null ? 'xnnpackConv' : 'simdKernel';
+/**
+ * Our SIMD kernel wherever this runtime has wasm SIMD (bench/convGrad.ts: faster on every
+ * tiny-preset shape), except into an image's few channels (`inChannels`, when given), which its
+ * tile rounds up to 8: there XNNPACK is 1.5x faster. Only the stem's conv has such an x, and tfjs
+ * computes its dx although nothing needs it.
+ */
+export function preferredInputGradFormulation(inChannels?: number): InputGradFormulation {
+  if (loadTrainingKernels() === null) {
+    return 'xnnpackConv';
+  }
+  return inChannels !== undefined && inChannels <= MAX_IMAGE_CHANNELS ? 'xnnpackConv' : 'simdKernel';
 }
 
 /**
@@ -395,7 +433,7 @@ export function preferredInputGradFormulation(): InputGradFormulation {
  */
 export function conv2dInputGradientOnWasm(
   dy: tf.TensorInfo, filter: tf.TensorInfo, attrs: tf.Conv2DBackpropInputAttrs, backend: tf.KernelBackend,
-  formulation: InputGradFormulation = preferredInputGradFormulation(),
+  formulation: InputGradFormulation = preferredInputGradFormulation(filter.shape[2]),
 ): tf.TensorInfo | undefined {
   if (attrs.dataFormat !== 'NHWC') {
     return undefined;
@@ -440,10 +478,11 @@ function simdInputGradient(k: TrainingKernels, backend: tf.KernelBackend, dy: tf
   const dyHeight = tapsHeight - 1 + Math.max(outHeight, Math.floor((inHeight - 1 + top) / strideHeight) + 1);
   const dyWidth = tapsWidth - 1 + Math.max(outWidth, Math.floor((inWidth - 1 + left) / strideWidth) + 1);
   const taps = filterHeight * filterWidth;
-  const { offsets: [dyAt, dyPaddedAt, filterAt, transposedAt, dxAt], end } = layOut([
+  const { offsets: [dyAt, dyPaddedAt, filterAt, transposedAt, blockedAt, dxAt], end } = layOut([
     batchSize * outHeight * outWidth * outChannels * 4,
     batchSize * dyHeight * dyWidth * outChannels * 4,
     taps * conv.inChannels * outChannels * 4,
+    taps * outChannels * inChannels * 4,
     taps * outChannels * inChannels * 4,
     batchSize * inHeight * inWidth * inChannels * 4,
   ]);
@@ -453,7 +492,9 @@ function simdInputGradient(k: TrainingKernels, backend: tf.KernelBackend, dy: tf
   k.padInput(dyAt, batchSize, outHeight, outWidth, outChannels, outHeight, outWidth,
     dyPaddedAt, dyHeight, dyWidth, outChannels, tapsHeight - 1, tapsWidth - 1);
   k.transposeFilter(filterAt, transposedAt, taps, conv.inChannels, outChannels, inChannels);
-  k.inputGradient(dyPaddedAt, transposedAt, dxAt, batchSize, dyHeight, dyWidth, outChannels,
+  // Each tile's 8 input channels of every filter row side by side: whole cache lines.
+  k.blockChannels(transposedAt, taps * outChannels, inChannels, TILE_CHANNELS, blockedAt);
+  k.inputGradient(dyPaddedAt, blockedAt, dxAt, batchSize, dyHeight, dyWidth, outChannels,
     inHeight, inWidth, inChannels, filterHeight, filterWidth, strideHeight, strideWidth, top, left);
 
   const result = wasm.makeOutput([batchSize, inHeight, inWidth, conv.inChannels], 'float32');
@@ -527,6 +568,105 @@ function phaseSplitInputGradient(scope: WasmKernelScope, dy: tf.TensorInfo, filt
     begin: [0, conv.padInfo.top, conv.padInfo.left, 0],
     size: [batchSize, inHeight, inWidth, inChannels],
   });
+}
+
+/**
+ * Two ways of running the forward conv2d (and FusedConv2D with an optional bias and relu):
+ * - 'simdKernel': the sum itself, register-tiled in our own SIMD module on a zero-padded copy of
+ *   x and the filter regrouped in blocks of 8 output channels (one pass over the small filter,
+ *   where XNNPACK packs it on every call of a training step, as each step brings new weights).
+ * - 'xnnpack': the wasm backend's own kernel.
+ */
+export type ForwardConvFormulation = 'simdKernel' | 'xnnpack';
+
+/** Input channels below which XNNPACK wins: our tile's inner loop runs over them (bench/convGrad.ts, the RGB stem). */
+const MIN_SIMD_FORWARD_IN_CHANNELS = 16;
+
+/**
+ * Our SIMD kernel for filters wider than 1x1 over at least MIN_SIMD_FORWARD_IN_CHANNELS input
+ * channels, output channels in whole tiles (bench/convGrad.ts, tiny preset: 1.05-1.3x faster
+ * than XNNPACK there; 0.85-1.15x for the 1x1 shortcuts, 0.9x for the RGB stem), XNNPACK
+ * elsewhere and without wasm SIMD.
+ */
+export function preferredForwardConvFormulation(filterShape: readonly number[],
+  simdKernelAvailable = loadTrainingKernels() !== null): ForwardConvFormulation {
+  const [filterHeight, filterWidth, inChannels, outChannels] = filterShape;
+  return simdKernelAvailable && filterHeight * filterWidth > 1 && inChannels >= MIN_SIMD_FORWARD_IN_CHANNELS
+    && outChannels % TILE_CHANNELS === 0 ? 'simdKernel' : 'xnnpack';
+}
+
+/** The FusedConv2D attributes our kernel reads; plain Conv2D has no activation. */
+interface ForwardConvAttrs {
+  strides: [number, number] | number;
+  pad: tf.Conv2DAttrs['pad'];
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  activation?: string;
+}
+
+/**
+ * conv2d(x, filter) (+ bias, then relu where `activation` says so) on the wasm backend with our
+ * SIMD kernel; exported so that the benchmark and tests can call it. Returns undefined where the
+ * kernel does not apply (NCHW, dilations, activations other than linear/relu, a bias that is not
+ * one value per output channel, output channels not in whole tiles, non-float32 operands), for
+ * the caller to run wasm's own kernel.
+ */
+export function conv2dForwardOnWasm(x: tf.TensorInfo, filter: tf.TensorInfo, bias: tf.TensorInfo | undefined,
+  attrs: ForwardConvAttrs, backend: tf.KernelBackend): tf.TensorInfo | undefined {
+  const activation = attrs.activation ?? 'linear';
+  const dilations = typeof attrs.dilations === 'number' ? [attrs.dilations, attrs.dilations] : attrs.dilations;
+  if (attrs.dataFormat !== 'NHWC' || dilations.some((d) => d !== 1) || (activation !== 'linear' && activation !== 'relu')
+    || x.shape.length !== 4 || filter.shape.length !== 4 || x.dtype !== 'float32' || filter.dtype !== 'float32') {
+    return undefined;
+  }
+  const conv = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  const rowsRead = (conv.outHeight - 1) * conv.strideHeight + conv.filterHeight;
+  const colsRead = (conv.outWidth - 1) * conv.strideWidth + conv.filterWidth;
+  const rowsUsed = Math.min(conv.inHeight, rowsRead - conv.padInfo.top);
+  const colsUsed = Math.min(conv.inWidth, colsRead - conv.padInfo.left);
+  const kernels = loadTrainingKernels();
+  if (kernels === null || conv.outChannels % TILE_CHANNELS !== 0 || rowsUsed <= 0 || colsUsed <= 0 || conv.outHeight <= 0 || conv.outWidth <= 0
+    || (bias !== undefined && (bias.dtype !== 'float32' || tf.util.sizeFromShape(bias.shape) !== conv.outChannels))) {
+    return undefined;
+  }
+  return simdForwardConv(kernels, backend, x, filter, bias, conv, rowsRead, colsRead, rowsUsed, colsUsed, activation === 'relu');
+}
+
+function simdForwardConv(k: TrainingKernels, backend: tf.KernelBackend, x: tf.TensorInfo, filter: tf.TensorInfo,
+  bias: tf.TensorInfo | undefined, conv: tf.backend_util.Conv2DInfo, rowsRead: number, colsRead: number, rowsUsed: number,
+  colsUsed: number, relu: boolean): tf.TensorInfo {
+  const wasm = backend as unknown as WasmHeapAccess;
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = conv;
+  const { top, left } = conv.padInfo;
+  const padX = top > 0 || left > 0 || rowsRead > top + rowsUsed || colsRead > left + colsUsed;
+  // Unpadded, x keeps its own row pitch: the kernel never reads the rows/columns past those used.
+  const paddedHeight = padX ? rowsRead : inHeight;
+  const paddedWidth = padX ? colsRead : inWidth;
+  const outSize = batchSize * outHeight * outWidth * outChannels;
+  const { offsets: [xAt, xPaddedAt, filterAt, blockedAt, biasAt, outAt], end } = layOut([
+    batchSize * inHeight * inWidth * inChannels * 4,
+    padX ? batchSize * paddedHeight * paddedWidth * inChannels * 4 : 0,
+    filterHeight * filterWidth * inChannels * outChannels * 4,
+    filterHeight * filterWidth * inChannels * outChannels * 4,
+    outChannels * 4,
+    outSize * 4,
+  ]);
+  const memory = kernelMemory(k, end);
+  copyIn(memory, wasm, x, xAt);
+  copyIn(memory, wasm, filter, filterAt);
+  if (bias !== undefined) {
+    copyIn(memory, wasm, bias, biasAt);
+  }
+  if (padX) {
+    k.padInput(xAt, batchSize, inHeight, inWidth, inChannels, rowsUsed, colsUsed, xPaddedAt, paddedHeight, paddedWidth, inChannels, top, left);
+  }
+  // Each tile's 8 output channels of every filter row side by side: whole cache lines.
+  k.blockChannels(filterAt, filterHeight * filterWidth * inChannels, outChannels, TILE_CHANNELS, blockedAt);
+  k.forwardConv(padX ? xPaddedAt : xAt, blockedAt, bias === undefined ? 0 : biasAt, outAt, batchSize, paddedHeight, paddedWidth,
+    inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth, relu ? 1 : 0);
+  return copyOut(k, wasm, [batchSize, outHeight, outWidth, outChannels], outAt);
 }
 
 /** Copies `info`'s values (from the wasm backend's heap) into the kernels' memory at byte offset `at`. */
@@ -674,11 +814,69 @@ function batchMatMulConfig(wasmOwn: tf.KernelConfig): tf.KernelConfig {
   };
 }
 
+/**
+ * wasm's own Conv2D or FusedConv2D, with the shapes preferredForwardConvFormulation picks sent to
+ * our SIMD kernel instead.
+ */
+function forwardConvConfig(wasmOwn: tf.KernelConfig): tf.KernelConfig {
+  return {
+    kernelName: wasmOwn.kernelName,
+    backendName: WASM,
+    // The wasm kernel's setup binds its C++ entry point, which the other shapes still use.
+    setupFunc: wasmOwn.setupFunc,
+    kernelFunc: (args) => {
+      const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+      if (x === undefined || filter === undefined || preluActivationWeights !== undefined
+        || preferredForwardConvFormulation(filter.shape) !== 'simdKernel') {
+        return wasmOwn.kernelFunc(args);
+      }
+      return conv2dForwardOnWasm(x, filter, bias, args.attrs as unknown as ForwardConvAttrs, args.backend as tf.KernelBackend)
+        ?? wasmOwn.kernelFunc(args);
+    },
+  };
+}
+
+/**
+ * Identity, and Cast to the dtype x already has, as the cpu and webgl backends run them: the
+ * result shares x's buffer (reference-counted, as wasm's own Reshape does) where wasm copies it.
+ * Tensors are immutable and no wasm kernel writes into its inputs, so a shared buffer is never
+ * seen to change. A training step clones every tensor a custom gradient saves (each conv's x and
+ * y, each batch norm's normalised x) and casts every gradient through such a clone: ~1100 copies,
+ * ~4 % of a tiny-preset step.
+ */
+function sharingConfig(wasmOwn: tf.KernelConfig): tf.KernelConfig {
+  return {
+    kernelName: wasmOwn.kernelName,
+    backendName: WASM,
+    setupFunc: wasmOwn.setupFunc,
+    kernelFunc: (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const dtype = wasmOwn.kernelName === tf.Cast ? (args.attrs as unknown as tf.CastAttrs).dtype : x.dtype;
+      if (x.dtype === 'string' || dtype !== x.dtype) {
+        return wasmOwn.kernelFunc(args);
+      }
+      (args.backend as tf.KernelBackend).incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    },
+  };
+}
+
+/** Replaces wasm's own `name` kernel by `wrap` of it. */
+function wrapWasmKernel(name: string, wrap: (wasmOwn: tf.KernelConfig) => tf.KernelConfig): void {
+  const wasmOwn = tf.getKernel(name, WASM);
+  if (wasmOwn === undefined) {
+    throw new Error(`@tensorflow/tfjs-backend-wasm registered no ${name} kernel: load it before registering the training kernels`);
+  }
+  tf.unregisterKernel(name, WASM);
+  tf.registerKernel(wrap(wasmOwn));
+}
+
 let registered = false;
 
 /**
- * Registers the wasm gradient kernels (the missing one and the faster replacements) and, with
- * wasm SIMD, the fused batch-norm kernels; safe to call more than once. Call it before the wasm backend initialises so the fallback kernel's setup runs.
+ * Registers the wasm gradient kernels (the missing one and the faster replacements), the
+ * buffer-sharing Identity and Cast and, with wasm SIMD, the fused batch-norm kernels and the
+ * forward conv; safe to call more than once. Call it before the wasm backend initialises so the fallback kernel's setup runs.
  */
 export function registerWasmGradientKernels(): void {
   if (registered) {
@@ -697,6 +895,10 @@ export function registerWasmGradientKernels(): void {
   const kernels = loadTrainingKernels();
   if (kernels !== null) {
     batchNormConfigs(kernels).forEach((config) => tf.registerKernel(config));
+    wrapWasmKernel(tf.Conv2D, forwardConvConfig);
+    wrapWasmKernel(tf.FusedConv2D, forwardConvConfig);
   }
+  wrapWasmKernel(tf.Identity, sharingConfig);
+  wrapWasmKernel(tf.Cast, sharingConfig);
   registered = true;
 }

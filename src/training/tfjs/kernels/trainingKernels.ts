@@ -2,9 +2,13 @@
 // WebAssembly with 128-bit SIMD by AssemblyScript (scripts/buildKernels.mjs):
 // - the weight gradient of conv2d (Conv2DBackpropFilter), which XNNPACK lacks: composed from its
 //   conv it repacks dy as a filter and transposes x on every call, at about half the forward's
-//   rate. Here dW is a direct sum of outer products over x's pixels in its NHWC layout,
-//   register-tiled, with no repacking;
+//   rate. Here dW is a direct sum of outer products over x's pixels, register-tiled, on x and dy
+//   regrouped in channel blocks (whole cache lines per tile) and, for strided filters, on x's
+//   gathered patches;
 // - the input gradient (Conv2DBackpropInput), phase by phase, tiled the same way;
+// - the forward conv2d on the shapes where it beats XNNPACK (3x3 over 16+ channels): the
+//   inputGradient tile read the other way round (x's pixels against filter rows of output
+//   channels), which skips XNNPACK's per-call packing of a filter that changes every step;
 // - batch normalisation's training passes, fused.
 //
 // AssemblyScript, not TypeScript: tsconfig.json leaves this folder out. Every pointer is a byte
@@ -38,26 +42,81 @@ export function padInput(x: usize, batch: i32, height: i32, width: i32, channels
 }
 
 /**
+ * dst[cb, p, j] = src[p, cb·block + j]: [pixels, channels] regrouped into channel blocks of
+ * `block` floats (4 or 8), each block's pixels contiguous, so that a kernel reading one block of
+ * every pixel uses whole cache lines. channels is a multiple of block.
+ */
+export function blockChannels(src: usize, pixels: i32, channels: i32, block: i32, dst: usize): void {
+  const pixelBytes = <usize>channels << 2;
+  const blockBytes = <usize>block << 2;
+  for (let first = 0; first < channels; first += block) {
+    let from = src + (<usize>first << 2);
+    let to = dst + <usize>first * <usize>pixels * 4;
+    for (let p = 0; p < pixels; p++) {
+      v128.store(to, v128.load(from));
+      if (block == 8) {
+        v128.store(to, v128.load(from, 16), 16);
+      }
+      from += pixelBytes;
+      to += blockBytes;
+    }
+  }
+}
+
+/**
+ * The conv's patches of an already padded x [batch, paddedHeight, paddedWidth, channels]
+ * (channels a multiple of 4), regrouped as blockChannels would the matrix [pixels, (kh, kw, ci)]:
+ * dst[(kh·filterWidth + kw)·channels/4 + ci/4, p, ci mod 4] = x[b, oy·strideHeight + kh, ox·strideWidth + kw, ci]
+ * for output pixel p = (b, oy, ox). dW is then a 1x1 filter gradient over one long row of pixels.
+ */
+export function gatherPatches(x: usize, batch: i32, paddedHeight: i32, paddedWidth: i32, channels: i32, outHeight: i32, outWidth: i32,
+  filterHeight: i32, filterWidth: i32, strideHeight: i32, strideWidth: i32, dst: usize): void {
+  const pixelBytes = <usize>channels << 2;
+  const xStep = <usize>strideWidth * pixelBytes;
+  let to = dst;
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      for (let ci = 0; ci < channels; ci += 4) {
+        for (let b = 0; b < batch; b++) {
+          for (let oy = 0; oy < outHeight; oy++) {
+            let from = x + (<usize>((b * paddedHeight + oy * strideHeight + kh) * paddedWidth + kw) * pixelBytes) + (<usize>ci << 2);
+            for (let ox = 0; ox < outWidth; ox++) {
+              v128.store(to, v128.load(from));
+              from += xStep;
+              to += 16;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
  * dW[kh, kw, ci, co] = Σ_{b, oy, ox} x[b, oy·strideHeight + kh, ox·strideWidth + kw, ci] · dy[b, oy, ox, co]
- * over an already padded x (padInput). x [batch, paddedHeight, paddedWidth, inChannels] and dW
- * [filterHeight, filterWidth, inChannels, outChannels], channel counts multiples of 4 (of 8 for
- * outChannels, rounded up with zeros by the caller: dy's rounding is its own). The batch is swept
- * `imagesPerChunk` images at a time, all tiles of dW over one chunk before the next, so that the
- * chunk's x and dy stay in cache across the tiles.
+ * over an already padded x (padInput), both regrouped by blockChannels: x [inChannels / 4, batch,
+ * paddedHeight, paddedWidth, 4] and dy [outChannels / 8, batch, outHeight, outWidth, 8]. dW is
+ * [filterHeight, filterWidth, inChannels, outChannels], channel counts multiples of 4 and 8
+ * (rounded up with zeros by the caller). The batch is swept `imagesPerChunk` images at a time,
+ * all tiles of dW over one chunk before the next, so that the chunk's x and dy stay in cache
+ * across the tiles.
  */
 export function filterGradient(x: usize, dy: usize, dw: usize, batch: i32, paddedHeight: i32, paddedWidth: i32, inChannels: i32,
   outHeight: i32, outWidth: i32, outChannels: i32, filterHeight: i32, filterWidth: i32, strideHeight: i32, strideWidth: i32,
   imagesPerChunk: i32): void {
   memory.fill(dw, 0, <usize>filterHeight * <usize>filterWidth * <usize>inChannels * <usize>outChannels << 2);
+  const xBlockBytes = (<usize>batch * <usize>paddedHeight * <usize>paddedWidth) << 4;
+  const dyBlockBytes = (<usize>batch * <usize>outHeight * <usize>outWidth) << 5;
   for (let first = 0; first < batch; first += imagesPerChunk) {
     const end = min(batch, first + imagesPerChunk);
-    for (let kh = 0; kh < filterHeight; kh++) {
-      for (let kw = 0; kw < filterWidth; kw++) {
-        for (let ci = 0; ci < inChannels; ci += 4) {
-          const wRows = dw + ((<usize>((kh * filterWidth + kw) * inChannels + ci) * <usize>outChannels) << 2);
-          const xTap = x + ((<usize>(kh * paddedWidth + kw) * <usize>inChannels + <usize>ci) << 2);
-          for (let co = 0; co < outChannels; co += 8) {
-            tile4x8(xTap, dy + (<usize>co << 2), wRows + (<usize>co << 2), first, end, paddedHeight, paddedWidth, inChannels,
+    for (let ci = 0; ci < inChannels; ci += 4) {
+      const xBlock = x + <usize>(ci >> 2) * xBlockBytes;
+      for (let co = 0; co < outChannels; co += 8) {
+        const dyBlock = dy + <usize>(co >> 3) * dyBlockBytes;
+        for (let kh = 0; kh < filterHeight; kh++) {
+          for (let kw = 0; kw < filterWidth; kw++) {
+            const wRows = dw + ((<usize>((kh * filterWidth + kw) * inChannels + ci) * <usize>outChannels + <usize>co) << 2);
+            tile4x8(xBlock + (<usize>(kh * paddedWidth + kw) << 4), dyBlock, wRows, first, end, paddedHeight, paddedWidth,
               outHeight, outWidth, outChannels, strideHeight, strideWidth);
           }
         }
@@ -67,22 +126,26 @@ export function filterGradient(x: usize, dy: usize, dw: usize, batch: i32, padde
 }
 
 /**
- * Adds to the 4×8 block of dW at `w` (4 input channels from xTap, 8 output channels from dy,
- * rows outChannels floats apart) the products over images [first, end). 8 accumulators, 2 dy
- * vectors and a splat fit x64's 16 vector registers; a 4×16 block (21) spills in V8.
+ * Adds to the 4×8 block of dW at `w` (4 input channels from x's block, 8 output channels from
+ * dy's, rows outChannels floats apart) the products over images [first, end). 8 accumulators,
+ * 2 dy vectors and a splat fit x64's 16 vector registers; a 4×16 block (21) spills in V8.
  */
-function tile4x8(xTap: usize, dy: usize, w: usize, first: i32, end: i32, paddedHeight: i32, paddedWidth: i32, inChannels: i32,
+function tile4x8(xTap: usize, dy: usize, w: usize, first: i32, end: i32, paddedHeight: i32, paddedWidth: i32,
   outHeight: i32, outWidth: i32, outChannels: i32, strideHeight: i32, strideWidth: i32): void {
   const rowBytes = <usize>outChannels << 2;
   let a0l = v128.load(w), a0h = v128.load(w, 16);
   let a1l = v128.load(w + rowBytes), a1h = v128.load(w + rowBytes, 16);
   let a2l = v128.load(w + 2 * rowBytes), a2h = v128.load(w + 2 * rowBytes, 16);
   let a3l = v128.load(w + 3 * rowBytes), a3h = v128.load(w + 3 * rowBytes, 16);
-  const xStep = <usize>(strideWidth * inChannels) << 2;
+  const xStep = <usize>strideWidth << 4;
+  const xRowStep = <usize>(strideHeight * paddedWidth) << 4;
+  const xImageBytes = <usize>(paddedHeight * paddedWidth) << 4;
+  let xImage = xTap + <usize>first * xImageBytes;
+  let dp = dy + (<usize>(first * outHeight * outWidth) << 5);
   for (let b = first; b < end; b++) {
+    let xRow = xImage;
     for (let oy = 0; oy < outHeight; oy++) {
-      let xp = xTap + ((<usize>((b * paddedHeight + oy * strideHeight) * paddedWidth) * <usize>inChannels) << 2);
-      let dp = dy + ((<usize>((b * outHeight + oy) * outWidth) * <usize>outChannels) << 2);
+      let xp = xRow;
       for (let ox = 0; ox < outWidth; ox++) {
         const dl = v128.load(dp);
         const dh = v128.load(dp, 16);
@@ -99,9 +162,11 @@ function tile4x8(xTap: usize, dy: usize, w: usize, first: i32, end: i32, paddedH
         a3l = f32x4.add(a3l, f32x4.mul(s, dl));
         a3h = f32x4.add(a3h, f32x4.mul(s, dh));
         xp += xStep;
-        dp += rowBytes;
+        dp += 32;
       }
+      xRow += xRowStep;
     }
+    xImage += xImageBytes;
   }
   v128.store(w, a0l); v128.store(w, a0h, 16);
   v128.store(w + rowBytes, a1l); v128.store(w + rowBytes, a1h, 16);
@@ -132,8 +197,8 @@ export function transposeFilter(w: usize, out: usize, taps: i32, inChannels: i32
  * iy + padTop = s·a + r, the taps kh = r + s·j read dy row a − j, a stride-1 correlation.
  * dy comes padded (padInput) with tapsHeight − 1 zero rows in front and zero rows after up to
  * dyHeight (tapsWidth − 1 / dyWidth for columns), so that every a − j reads a row;
- * filter is transposeFilter's [kh, kw, co, ci]. dx is [batch, height, width, inChannels],
- * inChannels a multiple of 8.
+ * filter is transposeFilter's [kh, kw, co, ci] in blocks of 8 input channels (blockChannels):
+ * [ci / 8, kh, kw, co, 8]. dx is [batch, height, width, inChannels], inChannels a multiple of 8.
  */
 export function inputGradient(dy: usize, filter: usize, dx: usize, batch: i32, dyHeight: i32, dyWidth: i32, outChannels: i32,
   height: i32, width: i32, inChannels: i32, filterHeight: i32, filterWidth: i32, strideHeight: i32, strideWidth: i32,
@@ -143,6 +208,7 @@ export function inputGradient(dy: usize, filter: usize, dx: usize, batch: i32, d
   const tapsWidth = (filterWidth + strideWidth - 1) / strideWidth;
   const dyPixelBytes = <usize>outChannels << 2;
   const dxStep = <usize>(strideWidth * inChannels) << 2;
+  const filterBlockBytes = (<usize>(filterHeight * filterWidth) * <usize>outChannels) << 5;
   for (let ry = 0; ry < strideHeight; ry++) {
     // Phase rows a with 0 <= s·a + ry − padTop < height.
     const firstRow = max(0, (padTop - ry + strideHeight - 1) / strideHeight);
@@ -165,16 +231,16 @@ export function inputGradient(dy: usize, filter: usize, dx: usize, batch: i32, d
             const dxAt = dxRow + ((<usize>(strideWidth * col + rx - padLeft) * <usize>inChannels) << 2);
             const dyAt = dyRow + ((<usize>(col + tapsWidth - 1) * <usize>outChannels) << 2);
             for (let ci = 0; ci < inChannels; ci += 8) {
-              inputTile4x8(dyAt, filter + (<usize>ci << 2), dxAt + (<usize>ci << 2), dxStep, phaseTapsHeight, phaseTapsWidth,
-                ry, rx, strideHeight, strideWidth, filterWidth, dyWidth, outChannels, inChannels, dyPixelBytes);
+              inputTile4x8(dyAt, filter + <usize>(ci >> 3) * filterBlockBytes, dxAt + (<usize>ci << 2), dxStep, phaseTapsHeight,
+                phaseTapsWidth, ry, rx, strideHeight, strideWidth, filterWidth, dyWidth, outChannels, 8, dyPixelBytes);
             }
           }
           for (; col < endCol; col++) {
             const dxAt = dxRow + ((<usize>(strideWidth * col + rx - padLeft) * <usize>inChannels) << 2);
             const dyAt = dyRow + ((<usize>(col + tapsWidth - 1) * <usize>outChannels) << 2);
             for (let ci = 0; ci < inChannels; ci += 8) {
-              inputTile1x8(dyAt, filter + (<usize>ci << 2), dxAt + (<usize>ci << 2), phaseTapsHeight, phaseTapsWidth,
-                ry, rx, strideHeight, strideWidth, filterWidth, dyWidth, outChannels, inChannels);
+              inputTile1x8(dyAt, filter + <usize>(ci >> 3) * filterBlockBytes, dxAt + (<usize>ci << 2), phaseTapsHeight,
+                phaseTapsWidth, ry, rx, strideHeight, strideWidth, filterWidth, dyWidth, outChannels, 8);
             }
           }
         }
@@ -248,6 +314,123 @@ function inputTile1x8(dyAt: usize, filter: usize, dx: usize, phaseTapsHeight: i3
   }
   v128.store(dx, al);
   v128.store(dx, ah, 16);
+}
+
+/**
+ * out[b, oy, ox, co] = act(bias[co] + Σ_{kh, kw, ci} x[b, oy·strideHeight + kh, ox·strideWidth + kw, ci] · w[kh, kw, ci, co])
+ * over an already padded x (padInput) [batch, paddedHeight, paddedWidth, inChannels] and the
+ * filter w [filterHeight, filterWidth, inChannels, outChannels] in blocks of 8 output channels
+ * (blockChannels: [co / 8, kh, kw, ci, 8]), outChannels a multiple of 8. bias is 0 for none (else outChannels floats); relu clamps the result at 0.
+ */
+export function forwardConv(x: usize, filter: usize, bias: usize, out: usize, batch: i32, paddedHeight: i32, paddedWidth: i32,
+  inChannels: i32, outHeight: i32, outWidth: i32, outChannels: i32, filterHeight: i32, filterWidth: i32,
+  strideHeight: i32, strideWidth: i32, relu: bool): void {
+  const xStep = <usize>(strideWidth * inChannels) << 2;
+  const outStep = <usize>outChannels << 2;
+  const filterBlockBytes = (<usize>(filterHeight * filterWidth) * <usize>inChannels) << 5;
+  for (let b = 0; b < batch; b++) {
+    for (let oy = 0; oy < outHeight; oy++) {
+      const xRow = x + ((<usize>((b * paddedHeight + oy * strideHeight) * paddedWidth) * <usize>inChannels) << 2);
+      const outRow = out + ((<usize>((b * outHeight + oy) * outWidth) * <usize>outChannels) << 2);
+      let ox = 0;
+      for (; ox + 4 <= outWidth; ox += 4) {
+        const xAt = xRow + <usize>ox * xStep;
+        const outAt = outRow + <usize>ox * outStep;
+        for (let co = 0; co < outChannels; co += 8) {
+          const coBytes = <usize>co << 2;
+          forwardTile4x8(xAt, filter + <usize>(co >> 3) * filterBlockBytes, bias == 0 ? 0 : bias + coBytes, outAt + coBytes, xStep,
+            outStep, paddedWidth, inChannels, 8, filterHeight, filterWidth, relu);
+        }
+      }
+      for (; ox < outWidth; ox++) {
+        const xAt = xRow + <usize>ox * xStep;
+        const outAt = outRow + <usize>ox * outStep;
+        for (let co = 0; co < outChannels; co += 8) {
+          const coBytes = <usize>co << 2;
+          forwardTile1x8(xAt, filter + <usize>(co >> 3) * filterBlockBytes, bias == 0 ? 0 : bias + coBytes, outAt + coBytes,
+            paddedWidth, inChannels, 8, filterHeight, filterWidth, relu);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Writes 4 output pixels (outStep bytes apart, their windows xStep bytes apart in x) × 8 output
+ * channels: every tap and input channel of the window, a splat of x against a filter row.
+ */
+function forwardTile4x8(x: usize, filter: usize, bias: usize, out: usize, xStep: usize, outStep: usize, paddedWidth: i32,
+  inChannels: i32, outChannels: i32, filterHeight: i32, filterWidth: i32, relu: bool): void {
+  let a0l = f32x4.splat(0), a0h = f32x4.splat(0);
+  if (bias != 0) {
+    a0l = v128.load(bias);
+    a0h = v128.load(bias, 16);
+  }
+  let a1l = a0l, a1h = a0h, a2l = a0l, a2h = a0h, a3l = a0l, a3h = a0h;
+  const filterRowBytes = <usize>outChannels << 2;
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      let xp = x + ((<usize>(kh * paddedWidth + kw) * <usize>inChannels) << 2);
+      let wp = filter + ((<usize>((kh * filterWidth + kw) * inChannels) * <usize>outChannels) << 2);
+      for (let ci = 0; ci < inChannels; ci++) {
+        const wl = v128.load(wp);
+        const wh = v128.load(wp, 16);
+        let s = v128.load32_splat(xp);
+        a0l = f32x4.add(a0l, f32x4.mul(s, wl));
+        a0h = f32x4.add(a0h, f32x4.mul(s, wh));
+        s = v128.load32_splat(xp + xStep);
+        a1l = f32x4.add(a1l, f32x4.mul(s, wl));
+        a1h = f32x4.add(a1h, f32x4.mul(s, wh));
+        s = v128.load32_splat(xp + 2 * xStep);
+        a2l = f32x4.add(a2l, f32x4.mul(s, wl));
+        a2h = f32x4.add(a2h, f32x4.mul(s, wh));
+        s = v128.load32_splat(xp + 3 * xStep);
+        a3l = f32x4.add(a3l, f32x4.mul(s, wl));
+        a3h = f32x4.add(a3h, f32x4.mul(s, wh));
+        xp += 4;
+        wp += filterRowBytes;
+      }
+    }
+  }
+  if (relu) {
+    const zero = f32x4.splat(0);
+    a0l = f32x4.max(a0l, zero); a0h = f32x4.max(a0h, zero); a1l = f32x4.max(a1l, zero); a1h = f32x4.max(a1h, zero);
+    a2l = f32x4.max(a2l, zero); a2h = f32x4.max(a2h, zero); a3l = f32x4.max(a3l, zero); a3h = f32x4.max(a3h, zero);
+  }
+  v128.store(out, a0l); v128.store(out, a0h, 16);
+  v128.store(out + outStep, a1l); v128.store(out + outStep, a1h, 16);
+  v128.store(out + 2 * outStep, a2l); v128.store(out + 2 * outStep, a2h, 16);
+  v128.store(out + 3 * outStep, a3l); v128.store(out + 3 * outStep, a3h, 16);
+}
+
+/** forwardTile4x8 for one output pixel: the rows whose width is not a multiple of 4. */
+function forwardTile1x8(x: usize, filter: usize, bias: usize, out: usize, paddedWidth: i32, inChannels: i32, outChannels: i32,
+  filterHeight: i32, filterWidth: i32, relu: bool): void {
+  let al = f32x4.splat(0), ah = f32x4.splat(0);
+  if (bias != 0) {
+    al = v128.load(bias);
+    ah = v128.load(bias, 16);
+  }
+  const filterRowBytes = <usize>outChannels << 2;
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      let xp = x + ((<usize>(kh * paddedWidth + kw) * <usize>inChannels) << 2);
+      let wp = filter + ((<usize>((kh * filterWidth + kw) * inChannels) * <usize>outChannels) << 2);
+      for (let ci = 0; ci < inChannels; ci++) {
+        const s = v128.load32_splat(xp);
+        al = f32x4.add(al, f32x4.mul(s, v128.load(wp)));
+        ah = f32x4.add(ah, f32x4.mul(s, v128.load(wp, 16)));
+        xp += 4;
+        wp += filterRowBytes;
+      }
+    }
+  }
+  if (relu) {
+    al = f32x4.max(al, f32x4.splat(0));
+    ah = f32x4.max(ah, f32x4.splat(0));
+  }
+  v128.store(out, al);
+  v128.store(out, ah, 16);
 }
 
 // Batch normalisation in training mode (../../model/batchNorm.ts) over x viewed as [rows, channels]:
