@@ -154,7 +154,7 @@ function loadText(): string {
 async function main(): Promise<void> {
   const program = new Command('parity')
     .argument('[folder]', 'image folder with train/ and test/ class folders', DEFAULT_FOLDER)
-    .option('--preset <name>', `engine preset (${Object.keys(PRESETS).join(', ')}; reference builds resnet18/34)`, 'tiny')
+    .option('--preset <name>', `engine preset (${Object.keys(PRESETS).join(', ')})`, 'tiny')
     .option('--epochs <n>', 'epochs per run', '3')
     .option('--seeds <n|list>', 'number of seeds (3 → 0,1,2) or a comma-separated list', '3')
     .addOption(new Option('--backend <name>', 'engine backend (default: the engine\'s auto)').choices([...BACKEND_CHOICES]))

@@ -4,7 +4,8 @@ The official recipe (facebookresearch/simsiam: builder.py, main_simsiam.py, load
 out here with every choice explicit, sized by the engine's preset so the two sides train the
 same model on the same folder:
 
-- backbone: torchvision-layout ResNet-18/34 (basic blocks) with the width multiplier and the
+- backbone: torchvision-layout ResNet-18/34 (basic blocks) or ResNet-50 (bottlenecks, stride on the
+  3x3) with the width multiplier and the
   CIFAR stem (3x3 stride-1 conv, no max-pool) or the ImageNet stem; convs kaiming_normal
   (fan_out, relu); the last BN of each residual branch starts at gamma = 0 (zero_init_residual);
 - projector: (Linear no bias -> BN -> ReLU) x (layers - 1), Linear no bias -> BN(affine=False);
@@ -205,6 +206,30 @@ def make_view(rng, image_u8, cfg):
     return normalise(image)
 
 
+def torchvision_views(cfg):
+    """--torchvision-views: the official loader itself (main_simsiam.py's augmentation, torchvision
+    transforms on PIL images, PIL's Gaussian blur), in place of make_view's own implementation. Its
+    randomness comes from Python's and torch's global generators, both seeded with --seed."""
+    from PIL import ImageFilter
+    from torchvision import transforms
+
+    class GaussianBlur:
+        def __call__(self, image):
+            return image.filter(ImageFilter.GaussianBlur(radius=random.uniform(0.1, 2.0)))
+
+    s = cfg['colorJitter']
+    augment = transforms.Compose([
+        transforms.RandomResizedCrop(cfg['imageSize'], scale=(cfg['cropScaleMin'], cfg['cropScaleMax'])),
+        transforms.RandomApply([transforms.ColorJitter(0.4 * s, 0.4 * s, 0.4 * s, 0.1 * s)], p=cfg['colorJitterP']),
+        transforms.RandomGrayscale(p=cfg['grayscaleP']),
+        transforms.RandomApply([GaussianBlur()], p=cfg['blurP']),
+        transforms.RandomHorizontalFlip(p=cfg['flipP']),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=IMAGENET_MEAN.flatten().tolist(), std=IMAGENET_STD.flatten().tolist()),
+    ])
+    return lambda rng, image_u8, cfg: augment(Image.fromarray(image_u8.permute(1, 2, 0).numpy()))
+
+
 def eval_view(image_u8, size):
     """Shorter side to `size`, centre square: the engine's deterministic view for the kNN monitor."""
     image = image_u8.float() / 255.0
@@ -221,7 +246,7 @@ def eval_view(image_u8, size):
 
 # Switches that move one detail of this reference to what the engine (tfjs) does, so the harness
 # can measure each difference on its own (--reference-args); all off = the official recipe.
-VARIANTS = {'tf_same_padding': False, 'conv_init': 'normal'}
+VARIANTS = {'tf_same_padding': False, 'conv_init': 'normal', 'stop_gradient': True}
 
 
 class TfSamePad(nn.Module):
@@ -276,7 +301,31 @@ class BasicBlock(nn.Module):
         return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
 
 
-BLOCKS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3]}
+class Bottleneck(nn.Module):
+    """torchvision's v1.5 bottleneck (stride on the 3x3), 4x expansion."""
+
+    def __init__(self, in_channels, channels, stride):
+        super().__init__()
+        out_channels = channels * 4
+        self.conv1 = conv(in_channels, channels, 1, 1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = conv(channels, channels, 3, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = conv(channels, out_channels, 1, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        nn.init.zeros_(self.bn3.weight)
+        self.shortcut = None
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(conv(in_channels, out_channels, 1, stride), nn.BatchNorm2d(out_channels))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+BLOCKS = {'resnet18': [2, 2, 2, 2], 'resnet34': [3, 4, 6, 3], 'resnet50': [3, 4, 6, 3]}
 
 
 class ResNet(nn.Module):
@@ -290,10 +339,11 @@ class ResNet(nn.Module):
                     else nn.MaxPool2d(3, 2, 1))
             self.stem = nn.Sequential(conv(3, widths[0], 7, 2), nn.BatchNorm2d(widths[0]), nn.ReLU(), pool)
         layers, in_channels = [], widths[0]
+        block, expansion = (Bottleneck, 4) if depth == 'resnet50' else (BasicBlock, 1)
         for stage, (channels, count) in enumerate(zip(widths, BLOCKS[depth])):
             for i in range(count):
-                layers.append(BasicBlock(in_channels, channels, 2 if stage > 0 and i == 0 else 1))
-                in_channels = channels
+                layers.append(block(in_channels, channels, 2 if stage > 0 and i == 0 else 1))
+                in_channels = channels * expansion
         self.layers = nn.Sequential(*layers)
         self.features = in_channels
         for module in self.modules():
@@ -308,7 +358,7 @@ class SimSiam(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         if cfg['backbone'] not in BLOCKS:
-            sys.exit(f"reference.py builds resnet18/resnet34 only, not {cfg['backbone']}")
+            sys.exit(f"reference.py builds {', '.join(BLOCKS)}, not {cfg['backbone']}")
         self.backbone = ResNet(cfg['backbone'], cfg['widthMultiplier'], cfg['stem'])
         dim, hidden = cfg['projectorDim'], cfg['predictorHiddenDim']
         layers, width = [], self.backbone.features
@@ -323,6 +373,8 @@ class SimSiam(nn.Module):
     def forward(self, x1, x2):
         z1 = self.projector(self.backbone(x1))
         z2 = self.projector(self.backbone(x2))
+        if not VARIANTS['stop_gradient']:  # a deviation to measure, never the recipe: SimSiam collapses without it (paper section 4.1)
+            return self.predictor(z1), self.predictor(z2), z1, z2
         return self.predictor(z1), self.predictor(z2), z1.detach(), z2.detach()
 
 
@@ -374,8 +426,11 @@ def main():
     parser.add_argument('--tf-same-padding', action='store_true', help="pad convs and the max-pool as TensorFlow's 'same' does")
     parser.add_argument('--conv-init', choices=['normal', 'truncated'], default='normal',
                         help='conv weights: He normal (torchvision) or truncated at 2 std without rescaling (tfjs)')
+    parser.add_argument('--no-stop-gradient', action='store_true', help='a deviation to measure: gradients also flow through z')
+    parser.add_argument('--torchvision-views', action='store_true',
+                        help="make the views with torchvision's transforms, as the official loader does (needs torchvision)")
     args = parser.parse_args()
-    VARIANTS.update(tf_same_padding=args.tf_same_padding, conv_init=args.conv_init)
+    VARIANTS.update(tf_same_padding=args.tf_same_padding, conv_init=args.conv_init, stop_gradient=not args.no_stop_gradient)
     with open(args.config) as f:
         cfg = json.load(f)
     if args.threads > 0:
@@ -386,7 +441,9 @@ def main():
     # a GPU does anyway, so the speed compared is PyTorch's ordinary speed.
     flushed = False if args.keep_denormals else torch.set_flush_denormal(True)
     torch.manual_seed(args.seed)
+    random.seed(args.seed)
     rng = random.Random(args.seed)
+    view = torchvision_views(cfg) if args.torchvision_views else make_view
 
     classes, train_images, train_labels, test_images, test_labels = load_folder(args.folder, cfg['imageSize'])
     size = cfg['imageSize']
@@ -406,7 +463,7 @@ def main():
     initial_lr = cfg['baseLr'] * cfg['batchSize'] / 256
     optimizer = torch.optim.SGD(groups, lr=initial_lr, momentum=cfg['momentum'], weight_decay=cfg['weightDecay'])
     emit({'type': 'eval', 'epoch': 0, 'knnTop1': knn(model), 'threads': torch.get_num_threads(), 'torch': torch.__version__,
-          'flushDenormal': flushed, 'variants': VARIANTS})
+          'flushDenormal': flushed, 'variants': VARIANTS, 'torchvisionViews': args.torchvision_views})
 
     batch = cfg['batchSize']
     steps = len(train_images) // batch  # drop_last=True
@@ -423,8 +480,8 @@ def main():
         start = time.perf_counter()
         for step in range(steps):
             chosen = order[step * batch:(step + 1) * batch]
-            x1 = torch.stack([make_view(rng, train_images[i], cfg) for i in chosen])
-            x2 = torch.stack([make_view(rng, train_images[i], cfg) for i in chosen])
+            x1 = torch.stack([view(rng, train_images[i], cfg) for i in chosen])
+            x2 = torch.stack([view(rng, train_images[i], cfg) for i in chosen])
             p1, p2, z1, z2 = model(x1, x2)
             loss = -(F.cosine_similarity(p1, z2, dim=1).mean() + F.cosine_similarity(p2, z1, dim=1).mean()) * 0.5
             optimizer.zero_grad()

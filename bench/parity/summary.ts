@@ -103,6 +103,11 @@ export function steadyRate(run: SideRun): number {
   return meanSd(rates).mean;
 }
 
+/** Images/s with three significant digits below 10 (224 px trains at a fraction of an image a second). */
+function formatRate(rate: number): string {
+  return Math.abs(rate) >= 10 || !Number.isFinite(rate) ? rate.toFixed(1) : rate.toPrecision(3);
+}
+
 /** Markdown table of images/s per seed (the pair ran back to back) and the engine ÷ PyTorch ratio. */
 export function speedTable(engine: readonly SideRun[], reference: readonly SideRun[]): string {
   const rows = ['| seed | engine img/s (epoch 1; later) | PyTorch img/s (epoch 1; later) | ratio engine ÷ PyTorch (later epochs) | engine waiting for images (later epochs) |',
@@ -113,7 +118,7 @@ export function speedTable(engine: readonly SideRun[], reference: readonly SideR
     if (!r) continue;
     const ratio = steadyRate(e) / steadyRate(r);
     ratios.push(ratio);
-    const cell = (run: SideRun) => `${(run.imagesPerSecond[0] ?? NaN).toFixed(1)}; ${steadyRate(run).toFixed(1)}`;
+    const cell = (run: SideRun) => `${formatRate(run.imagesPerSecond[0] ?? NaN)}; ${formatRate(steadyRate(run))}`;
     const waits = e.loaderWaitShare.length > 1 ? e.loaderWaitShare.slice(1) : e.loaderWaitShare;
     const wait = meanSd(waits);
     rows.push(`| ${e.seed} | ${cell(e)} | ${cell(r)} | ${ratio.toFixed(2)} | ${wait.n ? `${(100 * wait.mean).toFixed(1)} %` : '—'} |`);

@@ -42,6 +42,8 @@ describe('parity harness summary', () => {
     assert.match(speed, /\| 0 \| 50\.0; 50\.0 \| 100\.0; 100\.0 \| 0\.50 \| 1\.2 % \|/);
     assert.match(speed, /\| 1 \| 60\.0; 60\.0 \| 100\.0; 100\.0 \| 0\.60 \| — \|/, 'a run that did not report the wait');
     assert.match(speed, /\| all \| \| \| 0\.55 ± 0\.07 \| \|/);
+    const slow = speedTable([side(0, 0, 0.123)], [side(0, 0, 2.71)]);
+    assert.match(slow, /\| 0 \| 0\.123; 0\.123 \| 2\.71; 2\.71 \| 0\.05 \|/, 'photo-size rates keep their digits');
   });
 
   it('seeds as a count or a list', () => {
