@@ -60,6 +60,31 @@ const SHAPES: ConvShape[] = [
   { label: 'wide 3x3 64->64 (not tiny)', input: [64, 32, 32, 64], filter: [3, 3, 64, 64], stride: 1, perForward: 0 },
 ];
 
+/**
+ * --wide: the photo-size models' shapes, where channel counts are 4-32x the tiny preset's: ResNet-18
+ * ×1 at 96 px (imagenet stem) on an 8-image shard (batch 16 over two threads; perForward counts
+ * its backbone) and ResNet-50 at 224 px on a 4-image micro-batch (a sample of its shapes, perForward 0).
+ */
+const WIDE_SHAPES: ConvShape[] = [
+  { label: 'r18@96 stem 7x7 s2 3->64', input: [8, 96, 96, 3], filter: [7, 7, 3, 64], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage1 3x3 64', input: [8, 24, 24, 64], filter: [3, 3, 64, 64], stride: 1, perForward: 4 },
+  { label: 'r18@96 stage2 down 3x3 s2', input: [8, 24, 24, 64], filter: [3, 3, 64, 128], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage2 shortcut 1x1 s2', input: [8, 24, 24, 64], filter: [1, 1, 64, 128], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage2 3x3 128', input: [8, 12, 12, 128], filter: [3, 3, 128, 128], stride: 1, perForward: 3 },
+  { label: 'r18@96 stage3 down 3x3 s2', input: [8, 12, 12, 128], filter: [3, 3, 128, 256], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage3 shortcut 1x1 s2', input: [8, 12, 12, 128], filter: [1, 1, 128, 256], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage3 3x3 256', input: [8, 6, 6, 256], filter: [3, 3, 256, 256], stride: 1, perForward: 3 },
+  { label: 'r18@96 stage4 down 3x3 s2', input: [8, 6, 6, 256], filter: [3, 3, 256, 512], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage4 shortcut 1x1 s2', input: [8, 6, 6, 256], filter: [1, 1, 256, 512], stride: 2, perForward: 1 },
+  { label: 'r18@96 stage4 3x3 512', input: [8, 3, 3, 512], filter: [3, 3, 512, 512], stride: 1, perForward: 3 },
+  { label: 'r50@224 stage1 1x1 256->64', input: [4, 56, 56, 256], filter: [1, 1, 256, 64], stride: 1, perForward: 0 },
+  { label: 'r50@224 stage1 3x3 64', input: [4, 56, 56, 64], filter: [3, 3, 64, 64], stride: 1, perForward: 0 },
+  { label: 'r50@224 stage2 3x3 128', input: [4, 28, 28, 128], filter: [3, 3, 128, 128], stride: 1, perForward: 0 },
+  { label: 'r50@224 stage3 3x3 256', input: [4, 14, 14, 256], filter: [3, 3, 256, 256], stride: 1, perForward: 0 },
+  { label: 'r50@224 stage3 1x1 256->1024', input: [4, 14, 14, 256], filter: [1, 1, 256, 1024], stride: 1, perForward: 0 },
+  { label: 'r50@224 stage4 3x3 512', input: [4, 7, 7, 512], filter: [3, 3, 512, 512], stride: 1, perForward: 0 },
+];
+
 const FORMULATIONS: FilterGradFormulation[] = ['simdKernel', 'batchContractedConv', 'im2colMatMul'];
 const INPUT_FORMULATIONS: InputGradFormulation[] = ['simdKernel', 'xnnpackConv'];
 const WARM_UP = 2;
@@ -253,6 +278,9 @@ async function benchNewKernels(pairs: number, names: string[], wasmOwn: tf.Kerne
 }
 
 async function main(): Promise<void> {
+  const wide = process.argv[2] === '--wide';
+  if (wide) process.argv.splice(2, 1);
+  const shapes = wide ? WIDE_SHAPES : SHAPES;
   const stepMode = process.argv[2] === '--step';
   const newMode = process.argv[2] === '--step-new';
   const repeats = Number(process.argv[stepMode || newMode ? 3 : 2] ?? 7);
@@ -288,7 +316,7 @@ async function main(): Promise<void> {
   console.log(['shape', 'input', 'filter', 'stride', 'forward xnnpack', 'forward simdKernel', 'forward chosen',
     ...FORMULATIONS.map((f) => `dW ${f}`), 'dW chosen', 'dx wasm own', ...INPUT_FORMULATIONS.map((f) => `dx ${f}`), 'dx chosen'].join('\t'));
   const perStep = { forward: 0, forwardWasmOwn: 0, filterGrad: 0, inputGradWasmOwn: 0, inputGrad: 0 };
-  for (const shape of SHAPES) {
+  for (const shape of shapes) {
     const timings = await benchShape(shape, repeats, wasmOwnInputGradient, wasmOwnForward);
     const chosen = preferredFilterGradFormulation(shape.filter, shape.stride);
     const chosenInput = preferredInputGradFormulation(shape.filter[2]);
