@@ -23,8 +23,9 @@ same model on the same folder:
 
 Prints one JSON object per line on stdout: {"type": "eval", "epoch": 0, "knnTop1": ...} before
 training, then {"type": "epoch", "epoch": e, "meanLoss", "zStd", "knnTop1", "imagesPerSecond",
-"seconds", "lr"} after each epoch. imagesPerSecond counts the training loop only (views made on
-this thread, forward, backward, step), as the engine's epoch record does.
+"seconds", "viewSeconds", "lr"} after each epoch. imagesPerSecond counts the training loop only
+(views made on this thread, forward, backward, step), as the engine's epoch record does;
+viewSeconds is the part of it spent making views (the engine makes them on a loader thread).
 """
 
 import argparse
@@ -477,11 +478,14 @@ def main():
         order = list(range(len(train_images)))
         rng.shuffle(order)
         losses, stds = [], []
+        view_seconds = 0.0
         start = time.perf_counter()
         for step in range(steps):
             chosen = order[step * batch:(step + 1) * batch]
+            views_start = time.perf_counter()
             x1 = torch.stack([view(rng, train_images[i], cfg) for i in chosen])
             x2 = torch.stack([view(rng, train_images[i], cfg) for i in chosen])
+            view_seconds += time.perf_counter() - views_start
             p1, p2, z1, z2 = model(x1, x2)
             loss = -(F.cosine_similarity(p1, z2, dim=1).mean() + F.cosine_similarity(p2, z1, dim=1).mean()) * 0.5
             optimizer.zero_grad()
@@ -493,7 +497,7 @@ def main():
                 print(f'epoch {epoch + 1} step {step + 1}: {time.perf_counter() - start:.2f} s', file=sys.stderr, flush=True)
         seconds = time.perf_counter() - start
         emit({'type': 'epoch', 'epoch': epoch + 1, 'meanLoss': sum(losses) / steps, 'zStd': sum(stds) / steps,
-              'knnTop1': knn(model), 'imagesPerSecond': steps * batch / seconds, 'seconds': seconds,
+              'knnTop1': knn(model), 'imagesPerSecond': steps * batch / seconds, 'seconds': seconds, 'viewSeconds': view_seconds,
               'lr': current, 'predictorLr': optimizer.param_groups[1]['lr']})
 
 

@@ -12,6 +12,8 @@ export interface SideRun {
   imagesPerSecond: number[];
   /** Per trained epoch, the share of the training loop spent waiting for images (engine only; NaN when not reported). */
   loaderWaitShare: number[];
+  /** Per trained epoch, the share of the training loop spent making views on the training thread (reference only; NaN when not reported). */
+  viewShare: number[];
 }
 
 export type Side = 'engine' | 'reference';
@@ -35,7 +37,7 @@ export function formatMeanSd(value: MeanSd, digits: number, scale = 1): string {
 
 /** An empty run to fill from one side's messages. */
 export function emptyRun(seed: number): SideRun {
-  return { seed, knnTop1: [], meanLoss: [], zStd: [], imagesPerSecond: [], loaderWaitShare: [] };
+  return { seed, knnTop1: [], meanLoss: [], zStd: [], imagesPerSecond: [], loaderWaitShare: [], viewShare: [] };
 }
 
 /**
@@ -67,6 +69,7 @@ function addEpoch(run: SideRun, epoch: number, record: Record<string, unknown>):
   run.knnTop1[epoch] = number('knnTop1');
   run.imagesPerSecond[epoch - 1] = number('imagesPerSecond');
   run.loaderWaitShare[epoch - 1] = number('loaderWaitSeconds') / number('seconds');
+  run.viewShare[epoch - 1] = number('viewSeconds') / number('seconds');
 }
 
 function parseObject(line: string): Record<string, unknown> | undefined {
@@ -108,22 +111,36 @@ function formatRate(rate: number): string {
   return Math.abs(rate) >= 10 || !Number.isFinite(rate) ? rate.toFixed(1) : rate.toPrecision(3);
 }
 
-/** Markdown table of images/s per seed (the pair ran back to back) and the engine ÷ PyTorch ratio. */
+/** Mean of the epochs after the first (or of the one epoch), NaNs left out. */
+function laterEpochs(values: readonly number[]): MeanSd {
+  return meanSd(values.length > 1 ? values.slice(1) : values);
+}
+
+const percent = (share: MeanSd) => (share.n ? `${(100 * share.mean).toFixed(1)} %` : '—');
+
+/**
+ * Markdown table of images/s per seed (the pair ran back to back), the engine ÷ PyTorch ratio, and
+ * what each side spent on views: the engine's wait for its loader thread, the share of PyTorch's
+ * loop that made views on its training thread (the ratio against PyTorch's forward/backward/step
+ * alone divides that share out).
+ */
 export function speedTable(engine: readonly SideRun[], reference: readonly SideRun[]): string {
-  const rows = ['| seed | engine img/s (epoch 1; later) | PyTorch img/s (epoch 1; later) | ratio engine ÷ PyTorch (later epochs) | engine waiting for images (later epochs) |',
-    '|---|---|---|---|---|'];
+  const rows = ['| seed | engine img/s (epoch 1; later) | PyTorch img/s (epoch 1; later) | ratio engine ÷ PyTorch (later epochs) | engine waiting for images | PyTorch making views | ratio to PyTorch without its views |',
+    '|---|---|---|---|---|---|---|'];
   const ratios: number[] = [];
+  const withoutViews: number[] = [];
   for (const e of engine) {
     const r = reference.find((x) => x.seed === e.seed);
     if (!r) continue;
     const ratio = steadyRate(e) / steadyRate(r);
     ratios.push(ratio);
     const cell = (run: SideRun) => `${formatRate(run.imagesPerSecond[0] ?? NaN)}; ${formatRate(steadyRate(run))}`;
-    const waits = e.loaderWaitShare.length > 1 ? e.loaderWaitShare.slice(1) : e.loaderWaitShare;
-    const wait = meanSd(waits);
-    rows.push(`| ${e.seed} | ${cell(e)} | ${cell(r)} | ${ratio.toFixed(2)} | ${wait.n ? `${(100 * wait.mean).toFixed(1)} %` : '—'} |`);
+    const views = laterEpochs(r.viewShare);
+    const bare = views.n ? ratio * (1 - views.mean) : NaN;
+    if (views.n) withoutViews.push(bare);
+    rows.push(`| ${e.seed} | ${cell(e)} | ${cell(r)} | ${ratio.toFixed(2)} | ${percent(laterEpochs(e.loaderWaitShare))} | ${percent(views)} | ${views.n ? bare.toFixed(2) : '—'} |`);
   }
-  rows.push(`| all | | | ${formatMeanSd(meanSd(ratios), 2)} | |`);
+  rows.push(`| all | | | ${formatMeanSd(meanSd(ratios), 2)} | | | ${formatMeanSd(meanSd(withoutViews), 2)} |`);
   return rows.join('\n');
 }
 

@@ -19,29 +19,31 @@ describe('parity harness summary', () => {
     addEngineLine(run, '{"v":2,"type":"metric","record":{"kind":"step","step":1,"epoch":0,"loss":-0.5,"lr":0.015}}');
     addEngineLine(run, '{"v":2,"type":"metric","record":{"kind":"epoch","step":15,"epoch":1,"meanLoss":-0.03,"zStd":0.044,"knnTop1":0.46,"imagesPerSecond":25,"seconds":40,"loaderWaitSeconds":2}}');
     addEngineLine(run, 'Warning: not JSON');
-    assert.deepStrictEqual(run, { seed: 0, knnTop1: [0.4, 0.46], meanLoss: [-0.03], zStd: [0.044], imagesPerSecond: [25], loaderWaitShare: [0.05] });
+    assert.deepStrictEqual(run, { seed: 0, knnTop1: [0.4, 0.46], meanLoss: [-0.03], zStd: [0.044], imagesPerSecond: [25], loaderWaitShare: [0.05], viewShare: [NaN] });
   });
 
   it('reads the reference script\'s lines', () => {
     const run = emptyRun(1);
     addReferenceLine(run, '{"type": "eval", "epoch": 0, "knnTop1": 0.3}');
     addReferenceLine(run, '{"type": "epoch", "epoch": 1, "meanLoss": -0.1, "zStd": 0.04, "knnTop1": 0.5, "imagesPerSecond": 150}');
-    addReferenceLine(run, '{"type": "epoch", "epoch": 2, "meanLoss": -0.2, "zStd": 0.03, "knnTop1": 0.6, "imagesPerSecond": 170}');
+    addReferenceLine(run, '{"type": "epoch", "epoch": 2, "meanLoss": -0.2, "zStd": 0.03, "knnTop1": 0.6, "imagesPerSecond": 170, "seconds": 10, "viewSeconds": 2.5}');
     assert.deepStrictEqual(run.meanLoss, [-0.1, -0.2]);
     assert.deepStrictEqual(run.knnTop1, [0.3, 0.5, 0.6]);
     assert.strictEqual(steadyRate(run), 170, 'the first epoch (warm-up) is left out of the speed when there are later ones');
+    assert.deepStrictEqual(run.viewShare, [NaN, 0.25]);
   });
 
   it('tables per epoch over seeds and the speed ratio per seed', () => {
-    const side = (seed: number, loss: number, rate: number, wait = NaN) =>
-      ({ seed, knnTop1: [0.4, 0.5], meanLoss: [loss], zStd: [0.044], imagesPerSecond: [rate], loaderWaitShare: [wait] });
+    const side = (seed: number, loss: number, rate: number, wait = NaN, views = NaN) =>
+      ({ seed, knnTop1: [0.4, 0.5], meanLoss: [loss], zStd: [0.044], imagesPerSecond: [rate], loaderWaitShare: [wait], viewShare: [views] });
     const table = curveTable([side(0, -0.1, 50), side(1, -0.3, 50)], [side(0, -0.2, 100), side(1, -0.2, 100)], 1);
     assert.match(table, /\| 1 \| -0\.200 ± 0\.141 \| -0\.200 ± 0\.000 \| 0\.0440 ± 0\.0000 \|/);
     assert.match(table, /\| 0 \(untrained\) \|.*\| 40\.0 ± 0\.0 \| 40\.0 ± 0\.0 \|/);
-    const speed = speedTable([side(0, 0, 50, 0.012), side(1, 0, 60)], [side(0, 0, 100), side(1, 0, 100)]);
-    assert.match(speed, /\| 0 \| 50\.0; 50\.0 \| 100\.0; 100\.0 \| 0\.50 \| 1\.2 % \|/);
-    assert.match(speed, /\| 1 \| 60\.0; 60\.0 \| 100\.0; 100\.0 \| 0\.60 \| — \|/, 'a run that did not report the wait');
-    assert.match(speed, /\| all \| \| \| 0\.55 ± 0\.07 \| \|/);
+    const speed = speedTable([side(0, 0, 50, 0.012), side(1, 0, 60)], [side(0, 0, 100, NaN, 0.2), side(1, 0, 100)]);
+    // Without its 20 % of view making, PyTorch would do 125 img/s: 50 / 125 = 0.40.
+    assert.match(speed, /\| 0 \| 50\.0; 50\.0 \| 100\.0; 100\.0 \| 0\.50 \| 1\.2 % \| 20\.0 % \| 0\.40 \|/);
+    assert.match(speed, /\| 1 \| 60\.0; 60\.0 \| 100\.0; 100\.0 \| 0\.60 \| — \| — \| — \|/, 'runs that did not report the shares');
+    assert.match(speed, /\| all \| \| \| 0\.55 ± 0\.07 \| \| \| 0\.40 ± 0\.00 \|/);
     const slow = speedTable([side(0, 0, 0.123)], [side(0, 0, 2.71)]);
     assert.match(slow, /\| 0 \| 0\.123; 0\.123 \| 2\.71; 2\.71 \| 0\.05 \|/, 'photo-size rates keep their digits');
   });
