@@ -183,43 +183,62 @@ function useSimdKernels(simd: boolean, wasmOwnInputGradient: tf.KernelConfig, ba
   }
 }
 
-async function benchStep(pairs: number, wasmOwnInputGradient: tf.KernelConfig): Promise<void> {
-  const batchNorm = [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD].map((name) => tf.getKernel(name, 'wasm'));
-  if (batchNorm.some((config) => config === undefined) || preferredInputGradFormulation() !== 'simdKernel') {
-    throw new Error('the SIMD training kernels did not load (no wasm SIMD here?): nothing to compare');
-  }
+/** The tiny preset's model, SGD and two random views of one shard: `train()` runs one whole step. */
+function tinyShardStep(): { train: () => void; dispose: () => void } {
   const model = buildSimSiam(resolveConfig('tiny'));
   const parameters = parametersOf(model);
   const optimizer = new SgdMomentum(0.9, 5e-4);
   const groups = parameterGroups(parameters, { encoder: 0.01, predictor: 0.01 });
   const views = [1, 2].map((seed) => tf.randomNormal([SHARD_IMAGES, 32, 32, 3], 0, 1, 'float32', seed) as tf.Tensor4D);
-  const step = (simd: boolean) => {
-    useSimdKernels(simd, wasmOwnInputGradient, batchNorm as tf.KernelConfig[]);
-    const started = performance.now();
-    trainStep(model, views[0], views[1], parameters.variables, optimizer, groups);
-    return performance.now() - started;
+  return {
+    train: () => trainStep(model, views[0], views[1], parameters.variables, optimizer, groups),
+    dispose: () => {
+      tf.dispose(views);
+      optimizer.dispose();
+      model.dispose();
+    },
   };
-  for (const simd of [false, true, false, true]) {
-    step(simd);
+}
+
+/**
+ * `measure(false)` and `measure(true)` in `pairs` alternated pairs after two warm-up pairs; which
+ * goes first alternates, so that neither always follows the other.
+ */
+function alternatedPairs<T>(pairs: number, measure: (on: boolean) => T): { off: T[]; on: T[] } {
+  for (const on of [false, true, false, true]) {
+    measure(on);
   }
-  const without: number[] = [];
-  const withSimd: number[] = [];
+  const off: T[] = [];
+  const on: T[] = [];
   for (let pair = 0; pair < pairs; pair++) {
-    // Alternate which goes first, so that neither always follows the other.
     if (pair % 2 === 0) {
-      without.push(step(false));
-      withSimd.push(step(true));
+      off.push(measure(false));
+      on.push(measure(true));
     } else {
-      withSimd.push(step(true));
-      without.push(step(false));
+      on.push(measure(true));
+      off.push(measure(false));
     }
   }
+  return { off, on };
+}
+
+async function benchStep(pairs: number, wasmOwnInputGradient: tf.KernelConfig): Promise<void> {
+  const batchNorm = [BATCH_NORM_TRAINING, BATCH_NORM_TRAINING_GRAD].map((name) => tf.getKernel(name, 'wasm'));
+  if (batchNorm.some((config) => config === undefined) || preferredInputGradFormulation() !== 'simdKernel') {
+    throw new Error('the SIMD training kernels did not load (no wasm SIMD here?): nothing to compare');
+  }
+  const step = tinyShardStep();
+  const { off: without, on: withSimd } = alternatedPairs(pairs, (simd) => {
+    useSimdKernels(simd, wasmOwnInputGradient, batchNorm as tf.KernelConfig[]);
+    const started = performance.now();
+    step.train();
+    return performance.now() - started;
+  });
   const ratios = without.map((ms, i) => ms / withSimd[i]).sort((a, b) => a - b);
   console.log(`tiny preset, ${SHARD_IMAGES}-image shard, both views, forward + backward + SGD; ms per step, median (min) of ${pairs}:`);
   console.log(`without the SIMD kernels ${show(spreadOf(without))}, with them ${show(spreadOf(withSimd))}; ` +
     `speed-up per alternated pair (sorted): ${ratios.map((r) => r.toFixed(2)).join(' ')}`);
-  tf.dispose(views);
-  model.dispose();
+  step.dispose();
 }
 
 /** The kernels --step-new swaps, by the argument that names them. */
@@ -236,35 +255,17 @@ async function benchNewKernels(pairs: number, names: string[], wasmOwn: tf.Kerne
     tf.unregisterKernel(config.kernelName, 'wasm');
     tf.registerKernel(config);
   });
-  const model = buildSimSiam(resolveConfig('tiny'));
-  const parameters = parametersOf(model);
-  const optimizer = new SgdMomentum(0.9, 5e-4);
-  const groups = parameterGroups(parameters, { encoder: 0.01, predictor: 0.01 });
-  const views = [1, 2].map((seed) => tf.randomNormal([SHARD_IMAGES, 32, 32, 3], 0, 1, 'float32', seed) as tf.Tensor4D);
+  const step = tinyShardStep();
   // CPU time as well as wall time: the wasm backend computes on this thread alone, so its CPU time
   // leaves out the time other processes on a shared machine take the core away.
-  const step = (withNew: boolean) => {
+  const { off: before, on: after } = alternatedPairs(pairs, (withNew) => {
     use(withNew ? ours : wasmOwn);
     const started = performance.now();
     const cpuStarted = process.cpuUsage();
-    trainStep(model, views[0], views[1], parameters.variables, optimizer, groups);
+    step.train();
     const cpu = process.cpuUsage(cpuStarted);
     return { wall: performance.now() - started, cpu: (cpu.user + cpu.system) / 1000 };
-  };
-  for (const withNew of [false, true, false, true]) {
-    step(withNew);
-  }
-  const before: { wall: number; cpu: number }[] = [];
-  const after: { wall: number; cpu: number }[] = [];
-  for (let pair = 0; pair < pairs; pair++) {
-    if (pair % 2 === 0) {
-      before.push(step(false));
-      after.push(step(true));
-    } else {
-      after.push(step(true));
-      before.push(step(false));
-    }
-  }
+  });
   use(ours);
   console.log(`tiny preset, ${SHARD_IMAGES}-image shard, both views, forward + backward + SGD; ms per step, median (min) of ${pairs}:`);
   for (const measure of ['wall', 'cpu'] as const) {
@@ -272,9 +273,7 @@ async function benchNewKernels(pairs: number, names: string[], wasmOwn: tf.Kerne
     console.log(`${measure}: wasm's own ${names.join('/')} ${show(spreadOf(before.map((t) => t[measure])))}, ` +
       `ours ${show(spreadOf(after.map((t) => t[measure])))}; speed-up per alternated pair (sorted): ${ratios.map((r) => r.toFixed(2)).join(' ')}`);
   }
-  tf.dispose(views);
-  optimizer.dispose();
-  model.dispose();
+  step.dispose();
 }
 
 async function main(): Promise<void> {

@@ -102,8 +102,7 @@ export function curveTable(engine: readonly SideRun[], reference: readonly SideR
  * first pays for compilation and warm-up on both sides) or over epoch 1 when there is only one.
  */
 export function steadyRate(run: SideRun): number {
-  const rates = run.imagesPerSecond.length > 1 ? run.imagesPerSecond.slice(1) : run.imagesPerSecond;
-  return meanSd(rates).mean;
+  return laterEpochs(run.imagesPerSecond).mean;
 }
 
 /** Images/s with three significant digits below 10 (224 px trains at a fraction of an image a second). */

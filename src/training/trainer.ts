@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as fs from 'fs';
 import { checkConfig, type TrainConfig } from './config';
 import { selectBackend } from './tfjs/backend';
-import { microBatchSizes, replicaCount } from './tfjs/dataParallel';
+import { MIN_SHARD, microBatchSizes, replicaCount } from './tfjs/dataParallel';
 import { estimateWasmHeap } from './tfjs/heapProbe';
 import { scanDataset, type DatasetScan } from './data/dataset';
 import { DecodedImageCache } from './data/imageDecode';
@@ -162,9 +162,8 @@ async function train(input: TrainingRunInput): Promise<DoneMessage> {
   }
 }
 
-/** Batch norm needs two images per pass; the official recipe normalises over 32 per GPU. */
+/** Batch norm needs two images per pass. */
 const MIN_MICRO_BATCH = 2;
-const RECIPE_BN_IMAGES = 8;
 
 /**
  * Images per forward/backward pass on one training thread: the config's microBatch, but on wasm
@@ -198,7 +197,7 @@ async function microBatchFor(config: TrainConfig, backendName: string, emit: Emi
     `${(estimate.bytes / 2 ** 30).toFixed(1)} GiB, more than a wasm thread's heap holds: each thread trains its ${shard} images of ` +
     `a batch in micro-batches of at most ${microBatch} and adds up their gradients (the batch and its learning rate are unchanged). ` +
     `Batch norm then normalises over ${microBatch} images at a time` +
-    (microBatch < RECIPE_BN_IMAGES ? ', noisier than the official recipe\'s 32 per GPU: tfjs-node, if it installs here, trains whole shards.' : '.') }));
+    (microBatch < MIN_SHARD ? ', noisier than the official recipe\'s 32 per GPU: tfjs-node, if it installs here, trains whole shards.' : '.') }));
   return microBatch;
 }
 

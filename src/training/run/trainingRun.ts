@@ -16,7 +16,7 @@ import { evaluationRecord } from '../evaluation/evaluateRun';
 import { SgdMomentum } from '../optimizer';
 import type { LearningRates } from '../schedule';
 import { parameterGroups, parametersOf, trainStepAsync, type Parameters } from '../step';
-import { DataParallelTrainer, replicaCount } from '../tfjs/dataParallel';
+import { DataParallelTrainer, microBatchSizes, replicaCount } from '../tfjs/dataParallel';
 import { lastGoodCheckpoint, removeStaleTemporaries, saveCheckpoint } from './checkpoint';
 import { MetricsLog, writeStatus, type RunRecord } from './runStore';
 import {
@@ -115,7 +115,7 @@ export class TrainingRun {
     this.setStatus('running');
     const shards = replicaCount(this.config, tf.getBackend());
     const { microBatch } = this.input;
-    const splits = microBatch > 0 && microBatch < this.config.batchSize / shards;
+    const splits = microBatchSizes(this.config.batchSize / shards, microBatch).length > 1;
     if (shards > 1 || splits) {
       this.parallel = await DataParallelTrainer.create(this.input.model, this.parameters.variables, this.optimizer, this.config,
         tf.getBackend(), shards, microBatch);

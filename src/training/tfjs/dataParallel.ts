@@ -22,7 +22,7 @@ import { computeGradients, readAndDispose } from '../step';
 /** The thread's entry point, compiled next to this module (out/ and the bundle's dist/). */
 const REPLICA_WORKER_FILE = 'replicaWorker.js';
 /** Below this many images per shard, batch-norm statistics get too noisy to be worth the speed. */
-const MIN_SHARD = 8;
+export const MIN_SHARD = 8;
 
 export type ModelArchitecture = Parameters<typeof tf.models.modelFromJSON>[0];
 

@@ -22,8 +22,6 @@ const PROBE_WORKER_FILE = 'heapProbeWorker.js';
 export interface HeapEstimate {
   /** Predicted heap of one training thread at the run's size. */
   bytes: number;
-  /** The largest image size (a multiple of 8) whose step fits, at the run's shard. */
-  largestSize: number;
   fits: boolean;
   /** The most images one step of one thread can take at the run's size (0: not even one). */
   largestStep: number;
@@ -60,5 +58,5 @@ export async function estimateWasmHeap(config: TrainConfig, shard: number): Prom
     return Math.floor(Math.min(side, 1 << 16) / 8) * 8;
   };
   const largestStep = perPixel > 0 ? Math.max(0, Math.floor((budget - fixed) / (perPixel * config.imageSize ** 2))) : Number.MAX_SAFE_INTEGER;
-  return { bytes, largestSize: largestSizeFor(shard), fits: bytes <= budget, largestStep, largestSizeFor };
+  return { bytes, fits: bytes <= budget, largestStep, largestSizeFor };
 }

@@ -882,15 +882,8 @@ export function registerWasmGradientKernels(): void {
   if (registered) {
     return;
   }
-  const wasmOwnInputGradient = tf.getKernel(tf.Conv2DBackpropInput, WASM);
-  const wasmOwnBatchMatMul = tf.getKernel(tf.BatchMatMul, WASM);
-  if (wasmOwnInputGradient === undefined || wasmOwnBatchMatMul === undefined) {
-    throw new Error('@tensorflow/tfjs-backend-wasm must be loaded before registering its gradient kernels');
-  }
-  tf.unregisterKernel(tf.Conv2DBackpropInput, WASM);
-  tf.registerKernel(conv2DBackpropInputConfig(wasmOwnInputGradient));
-  tf.unregisterKernel(tf.BatchMatMul, WASM);
-  tf.registerKernel(batchMatMulConfig(wasmOwnBatchMatMul));
+  wrapWasmKernel(tf.Conv2DBackpropInput, conv2DBackpropInputConfig);
+  wrapWasmKernel(tf.BatchMatMul, batchMatMulConfig);
   tf.registerKernel(conv2DBackpropFilterConfig);
   const kernels = loadTrainingKernels();
   if (kernels !== null) {
